@@ -1,0 +1,1 @@
+"""Conversion between the original ELMo formats and this package."""

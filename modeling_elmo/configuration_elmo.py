@@ -1,0 +1,216 @@
+"""Configuration of the ELMo bidirectional language model (Peters et al. 2018)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+ACTIVATIONS = ("relu", "tanh")
+STATE_MODES = ("stateless", "stateful", "primed")
+
+# The published English models' character CNN: (width, number of filters) pairs, F = 2048.
+DEFAULT_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
+
+
+class ElmoConfig(PreTrainedConfig):
+    r"""Configuration of an [`ElmoModel`]: the character CNN, the highway layers, the projection and the
+    biLSTM, with the same meaning as the original `options.json` (the Original English model by default).
+
+    Args:
+        char_embedding_dim: size E of each character's embedding (`char_cnn.embedding.dim`).
+        char_cnn_filters: `[[width, count], ...]` of the character convolutions (`char_cnn.filters`).
+        char_cnn_activation: `"relu"` or `"tanh"`, applied after the max over positions (`char_cnn.activation`).
+        num_highway_layers: highway layers after the CNN (`char_cnn.n_highway`).
+        max_characters_per_token: character ids per word incl. begin/end-of-word
+            (`char_cnn.max_characters_per_token`).
+        num_characters: rows of the character embedding, incl. the zero padding row (`char_cnn.n_characters`).
+        projection_dim: size P of the token vector and of each LSTM direction's output (`lstm.projection_dim`).
+        lstm_cell_dim: size D of each LSTM's memory cell (`lstm.dim`).
+        num_lstm_layers: stacked LSTM layers per direction (`lstm.n_layers`).
+        cell_clip: clip the memory cell to ±value, or `None` (`lstm.cell_clip`).
+        projection_clip: clip the projected hidden state to ±value, or `None` (`lstm.proj_clip`).
+        use_skip_connections: add each LSTM layer's input to its output from the second layer on
+            (`lstm.use_skip_connections`).
+        state_mode: `"stateless"` (zero initial state on every call, deterministic), `"stateful"` (the
+            original: each batch row's final state is that row's initial state in the next call) or
+            `"primed"` (deterministic, from a stored warmed-up initial state, see `ElmoModel.prime_states`).
+    """
+
+    model_type = "elmo"
+
+    def __init__(
+        self,
+        char_embedding_dim: int = 16,
+        char_cnn_filters: list[list[int]] | None = None,
+        char_cnn_activation: str = "relu",
+        num_highway_layers: int = 2,
+        max_characters_per_token: int = 50,
+        num_characters: int = 262,
+        projection_dim: int = 512,
+        lstm_cell_dim: int = 4096,
+        num_lstm_layers: int = 2,
+        cell_clip: float | None = 3.0,
+        projection_clip: float | None = 3.0,
+        use_skip_connections: bool = True,
+        state_mode: str = "stateless",
+        **kwargs: Any,
+    ) -> None:
+        self.char_embedding_dim = char_embedding_dim
+        self.char_cnn_filters = [list(pair) for pair in (char_cnn_filters or DEFAULT_FILTERS)]
+        self.char_cnn_activation = char_cnn_activation
+        self.num_highway_layers = num_highway_layers
+        self.max_characters_per_token = max_characters_per_token
+        self.num_characters = num_characters
+        self.projection_dim = projection_dim
+        self.lstm_cell_dim = lstm_cell_dim
+        self.num_lstm_layers = num_lstm_layers
+        self.cell_clip = cell_clip
+        self.projection_clip = projection_clip
+        self.use_skip_connections = use_skip_connections
+        self.state_mode = state_mode
+        super().__init__(**kwargs)
+        self.validate_elmo()
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of every returned layer: forward and backward directions concatenated, 2P."""
+        return 2 * self.projection_dim
+
+    @property
+    def num_filters(self) -> int:
+        """F, the width of the character CNN's output (sum of the filter counts)."""
+        return sum(count for _, count in self.char_cnn_filters)
+
+    def validate_elmo(self) -> None:
+        """Raise a `ValueError` naming the first invalid field."""
+        for name in (
+            "char_embedding_dim",
+            "max_characters_per_token",
+            "num_characters",
+            "projection_dim",
+            "lstm_cell_dim",
+            "num_lstm_layers",
+        ):
+            _require_int(name, getattr(self, name), minimum=1)
+        _require_int("num_highway_layers", self.num_highway_layers, minimum=0)
+        if self.max_characters_per_token < 3:
+            raise ValueError(
+                f"max_characters_per_token must be at least 3 (begin, end and one character), "
+                f"got {self.max_characters_per_token}"
+            )
+        filters = self.char_cnn_filters
+        if not filters or not all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
+            for pair in filters
+        ):
+            raise ValueError(
+                f"char_cnn_filters must be a non-empty list of [width, count] pairs of positive ints, got {filters!r}"
+            )
+        too_wide = [width for width, _ in filters if width > self.max_characters_per_token]
+        if too_wide:
+            raise ValueError(
+                f"char_cnn_filters has widths {too_wide} wider than max_characters_per_token "
+                f"= {self.max_characters_per_token}"
+            )
+        if self.char_cnn_activation not in ACTIVATIONS:
+            raise ValueError(
+                f"char_cnn_activation must be one of {ACTIVATIONS}, got {self.char_cnn_activation!r}"
+            )
+        for name in ("cell_clip", "projection_clip"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            ):
+                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+        if not isinstance(self.use_skip_connections, bool):
+            raise ValueError(f"use_skip_connections must be true or false, got {self.use_skip_connections!r}")
+        if self.state_mode not in STATE_MODES:
+            raise ValueError(f"state_mode must be one of {STATE_MODES}, got {self.state_mode!r}")
+
+    @classmethod
+    def from_original_options(cls, options: dict[str, Any], **kwargs: Any) -> ElmoConfig:
+        """Build a config from a bilm-tf `options.json` dict. Training-only keys are kept, so
+        `to_original_options()` gives the same dict back."""
+        if not isinstance(options, dict):
+            raise ValueError(f"options must be a JSON object, got {type(options).__name__}")
+        for section in ("lstm", "char_cnn"):
+            if not isinstance(options.get(section), dict):
+                raise ValueError(f"options is missing the {section!r} section")
+        lstm = dict(options["lstm"])
+        char_cnn = dict(options["char_cnn"])
+        embedding = dict(char_cnn.pop("embedding", {}) or {})
+        known = {
+            "char_embedding_dim": (embedding, "dim"),
+            "char_cnn_filters": (char_cnn, "filters"),
+            "char_cnn_activation": (char_cnn, "activation"),
+            "num_highway_layers": (char_cnn, "n_highway"),
+            "max_characters_per_token": (char_cnn, "max_characters_per_token"),
+            "num_characters": (char_cnn, "n_characters"),
+            "projection_dim": (lstm, "projection_dim"),
+            "lstm_cell_dim": (lstm, "dim"),
+            "num_lstm_layers": (lstm, "n_layers"),
+            "cell_clip": (lstm, "cell_clip"),
+            "projection_clip": (lstm, "proj_clip"),
+            "use_skip_connections": (lstm, "use_skip_connections"),
+        }
+        required = {"char_cnn_filters", "projection_dim", "lstm_cell_dim", "num_lstm_layers", "char_embedding_dim"}
+        values: dict[str, Any] = {}
+        for field, (section, key) in known.items():
+            if key in section:
+                values[field] = section.pop(key)
+            elif field in required:
+                raise ValueError(f"options is missing {_original_path(field)}")
+        values.setdefault("cell_clip", None)
+        values.setdefault("projection_clip", None)
+        values.setdefault("use_skip_connections", False)
+        values.setdefault("num_highway_layers", 0)
+        # The original training options say 261 characters; inference adds the zero padding row.
+        if values.get("num_characters") == 261:
+            values["num_characters"] = 262
+        extra = {k: v for k, v in options.items() if k not in ("lstm", "char_cnn")}
+        original_extra = {"lstm": lstm, "char_cnn": char_cnn, "char_embedding": embedding, "top": extra}
+        original_extra["n_characters_in_options"] = options["char_cnn"].get("n_characters")
+        return cls(**values, original_options_extra=original_extra, **kwargs)
+
+    def to_original_options(self) -> dict[str, Any]:
+        """The bilm-tf `options.json` dict for this config (the inverse of `from_original_options`)."""
+        extra = getattr(self, "original_options_extra", None) or {}
+        lstm = dict(extra.get("lstm", {}))
+        lstm.update(
+            dim=self.lstm_cell_dim,
+            projection_dim=self.projection_dim,
+            n_layers=self.num_lstm_layers,
+            cell_clip=self.cell_clip,
+            proj_clip=self.projection_clip,
+            use_skip_connections=self.use_skip_connections,
+        )
+        char_cnn = dict(extra.get("char_cnn", {}))
+        n_characters = extra.get("n_characters_in_options", self.num_characters)
+        char_cnn.update(
+            activation=self.char_cnn_activation,
+            embedding={**extra.get("char_embedding", {}), "dim": self.char_embedding_dim},
+            filters=[list(pair) for pair in self.char_cnn_filters],
+            n_highway=self.num_highway_layers,
+            n_characters=self.num_characters if n_characters is None else n_characters,
+            max_characters_per_token=self.max_characters_per_token,
+        )
+        return {**extra.get("top", {}), "lstm": lstm, "char_cnn": char_cnn}
+
+
+def _require_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _original_path(field: str) -> str:
+    paths = {
+        "char_embedding_dim": "char_cnn.embedding.dim",
+        "char_cnn_filters": "char_cnn.filters",
+        "projection_dim": "lstm.projection_dim",
+        "lstm_cell_dim": "lstm.dim",
+        "num_lstm_layers": "lstm.n_layers",
+    }
+    return paths[field]
