@@ -57,7 +57,10 @@ class ElmoConfig(PreTrainedConfig):
         **kwargs: Any,
     ) -> None:
         self.char_embedding_dim = char_embedding_dim
-        self.char_cnn_filters = [list(pair) for pair in (char_cnn_filters or DEFAULT_FILTERS)]
+        filters = DEFAULT_FILTERS if char_cnn_filters is None else char_cnn_filters
+        if isinstance(filters, (list, tuple)):
+            filters = [list(pair) if isinstance(pair, (list, tuple)) else pair for pair in filters]
+        self.char_cnn_filters = filters
         self.char_cnn_activation = char_cnn_activation
         self.num_highway_layers = num_highway_layers
         self.max_characters_per_token = max_characters_per_token

@@ -142,7 +142,7 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         directions, batch_size, num_steps, projection_dim = inputs.shape
         gate_inputs = torch.baddbmm(
             self.bias[:, None, :], inputs.reshape(directions, batch_size * num_steps, projection_dim), self.input_weight
-        ).view(directions, batch_size, num_steps, -1)
+        ).view(directions, batch_size, num_steps, self.bias.shape[-1])
         outputs = []
         for step in range(num_steps):
             gates = torch.baddbmm(gate_inputs[:, :, step], hidden, self.recurrent_weight)
@@ -328,7 +328,7 @@ class ElmoModel(ElmoPreTrainedModel):
         selected = self.token_embedder(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask])
         token_vectors = selected.new_zeros(flat_mask.shape[0], selected.shape[-1])
         token_vectors[flat_mask] = selected
-        return token_vectors.view(*mask.shape, -1)
+        return token_vectors.view(*mask.shape, selected.shape[-1])
 
     def _word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Check the inputs and return the (B, T) bool word mask (a prefix of every row)."""

@@ -225,7 +225,7 @@ def test_gradients_reach_every_parameter_and_checkpointing_matches(tokenizer):
     for name, grad in plain.items():
         assert grad.abs().sum() > 0, name
     assert torch.all(plain["token_embedder.char_cnn.embedding.weight"][0] == 0)
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     assert all(layer.gradient_checkpointing for layer in model.bilstm.layers)
     checkpointed = _gradients(model, inputs)
     for name in plain:
