@@ -28,7 +28,9 @@ def main() -> None:
     sentences = json.loads((model_dir / "lm_embeddings_sentences.json").read_text())
     tokenizer = ElmoTokenizer()
     batches = [
-        tokenizer([sentences[k][i].split() for k in range(3)], is_split_into_words=True, padding=True, return_tensors="pt")
+        tokenizer(
+            [sentences[k][i].split() for k in range(3)], is_split_into_words=True, padding=True, return_tensors="pt"
+        )
         for i in range(10)
     ]
     model = load_original(model_dir / "options.json", model_dir / "lm_weights.hdf5")

@@ -9,9 +9,10 @@ The weight file layout (TensorFlow convention y = x @ W) and its mapping onto `E
 | `CNN_high_{k}/W_carry`, `b_carry` | (F, F), (F,) | `...highway.{k}.carry_gate` (transposed) |
 | `CNN_high_{k}/W_transform`, `b_transform` | (F, F), (F,) | `...highway.{k}.transform` (transposed) |
 | `CNN_proj/W_proj`, `b_proj` | (F, P), (P,) | `token_embedder.projection` (transposed) |
-| `RNN_{d}/RNN/MultiRNNCell/Cell{l}/LSTMCell/W_0` | (2P, 4D) | rows [:P] `bilstm.layers.{l}.input_weight[d]`, rows [P:] `recurrent_weight[d]` |
-| `.../LSTMCell/B` | (4D,) | `bilstm.layers.{l}.bias[d]` |
-| `.../LSTMCell/W_P_0` | (D, P) | `bilstm.layers.{l}.projection_weight[d]` |
+| `RNN_{d}/.../Cell{l}/LSTMCell/W_0` rows [:P] | (P, 4D) | `bilstm.layers.{l}.input_weight[d]` |
+| `RNN_{d}/.../Cell{l}/LSTMCell/W_0` rows [P:] | (P, 4D) | `bilstm.layers.{l}.recurrent_weight[d]` |
+| `RNN_{d}/.../LSTMCell/B` | (4D,) | `bilstm.layers.{l}.bias[d]` |
+| `RNN_{d}/.../LSTMCell/W_P_0` | (D, P) | `bilstm.layers.{l}.projection_weight[d]` |
 """
 
 from __future__ import annotations
@@ -97,9 +98,7 @@ def read_original_weights(path: str | os.PathLike, config: ElmoConfig) -> dict[s
             if not isinstance(dataset, h5py.Dataset):
                 raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape} from the options)")
             if dataset.shape != shape:
-                raise ConversionError(
-                    f"{path}: dataset {name!r} has shape {dataset.shape}, the options imply {shape}"
-                )
+                raise ConversionError(f"{path}: dataset {name!r} has shape {dataset.shape}, the options imply {shape}")
             if dataset.dtype.kind != "f":
                 raise ConversionError(f"{path}: dataset {name!r} has dtype {dataset.dtype}, expected floats")
             arrays[name] = dataset[...].astype(np.float32)

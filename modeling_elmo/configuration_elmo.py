@@ -119,14 +119,10 @@ class ElmoConfig(PreTrainedConfig):
                 f"= {self.max_characters_per_token}"
             )
         if self.char_cnn_activation not in ACTIVATIONS:
-            raise ValueError(
-                f"char_cnn_activation must be one of {ACTIVATIONS}, got {self.char_cnn_activation!r}"
-            )
+            raise ValueError(f"char_cnn_activation must be one of {ACTIVATIONS}, got {self.char_cnn_activation!r}")
         for name in ("cell_clip", "projection_clip"):
             value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-            ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
                 raise ValueError(f"{name} must be a positive number or None, got {value!r}")
         if not isinstance(self.use_skip_connections, bool):
             raise ValueError(f"use_skip_connections must be true or false, got {self.use_skip_connections!r}")

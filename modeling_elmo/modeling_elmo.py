@@ -51,7 +51,9 @@ def add_sentence_boundaries(char_ids: torch.Tensor, lengths: torch.Tensor) -> to
     batch_size, num_words, num_chars = char_ids.shape
     positions = torch.arange(num_words, device=char_ids.device)
     words = char_ids * (positions[None, :] < lengths[:, None])[..., None]
-    wrapped = torch.cat([words.new_zeros(batch_size, 1, num_chars), words, words.new_zeros(batch_size, 1, num_chars)], 1)
+    wrapped = torch.cat(
+        [words.new_zeros(batch_size, 1, num_chars), words, words.new_zeros(batch_size, 1, num_chars)], 1
+    )
     wrapped[:, 0] = sentence_marker_char_ids(BEGIN_OF_SENTENCE_CHAR, num_chars, char_ids.device)
     rows = torch.arange(batch_size, device=char_ids.device)
     wrapped[rows, lengths + 1] = sentence_marker_char_ids(END_OF_SENTENCE_CHAR, num_chars, char_ids.device)
@@ -224,7 +226,7 @@ class ElmoPreTrainedModel(PreTrainedModel):
     base_model_prefix = "elmo"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ElmoTokenEmbedder", "ElmoLstmLayer"]
+    _no_split_modules = ("ElmoTokenEmbedder", "ElmoLstmLayer")
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -406,7 +408,9 @@ class ElmoModel(ElmoPreTrainedModel):
         self.reset_states()
         try:
             for batch in batches:
-                self(input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device))
+                self(
+                    input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
+                )
             if self._carried_state is None:
                 raise ValueError("prime_states needs at least one batch of warm-up text")
             carried_cell, carried_hidden = self._carried_state

@@ -11,12 +11,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from original_format import original_options, random_original_weights, write_original
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from modeling_elmo import ElmoConfig, ElmoModel, ElmoTokenizer
 from modeling_elmo.cli import main as elmo_main
 from modeling_elmo.conversion.original import load_original
+from original_format import original_options, random_original_weights, write_original
 
 TEXTS = ["The play was a hit .", "They play football on Sunday !", "I"]
 FIXTURE_MODEL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "bilm-tf" / "model"
@@ -38,7 +38,12 @@ def original_files(tmp_path):
 def converted(original_files, tmp_path):
     options_path, weights_path = original_files
     output = tmp_path / "hf"
-    assert elmo_main(["convert", "--options", str(options_path), "--weights", str(weights_path), "--output-dir", str(output)]) == 0
+    assert (
+        elmo_main(
+            ["convert", "--options", str(options_path), "--weights", str(weights_path), "--output-dir", str(output)]
+        )
+        == 0
+    )
     return output
 
 
@@ -147,7 +152,9 @@ def test_console_script_converts_the_fixture(tmp_path):
 
 
 def _convert_expecting_error(capsys, options_path, weights_path, output):
-    status = elmo_main(["convert", "--options", str(options_path), "--weights", str(weights_path), "--output-dir", str(output)])
+    status = elmo_main(
+        ["convert", "--options", str(options_path), "--weights", str(weights_path), "--output-dir", str(output)]
+    )
     assert status == 2
     assert not output.exists()
     assert not [p for p in output.parent.iterdir() if p.name.startswith(f".{output.name}")]
@@ -217,7 +224,15 @@ def test_existing_output_needs_overwrite(original_files, tmp_path, capsys):
     output = tmp_path / "existing"
     output.mkdir()
     (output / "keep.txt").write_text("user data")
-    args = ["convert", "--options", str(original_files[0]), "--weights", str(original_files[1]), "--output-dir", str(output)]
+    args = [
+        "convert",
+        "--options",
+        str(original_files[0]),
+        "--weights",
+        str(original_files[1]),
+        "--output-dir",
+        str(output),
+    ]
     assert elmo_main(args) == 2
     assert "not empty" in capsys.readouterr().err
     assert (output / "keep.txt").exists()

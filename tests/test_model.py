@@ -91,7 +91,8 @@ def test_stateless_is_independent_of_batch_composition_and_order(tokenizer):
     model = make_model()
     full, _ = run(model, tokenizer, SENTENCES)
     reference = [
-        [layer[i, : len(tokenizer.split_words(text))] for layer in full.hidden_states] for i, text in enumerate(SENTENCES)
+        [layer[i, : len(tokenizer.split_words(text))] for layer in full.hidden_states]
+        for i, text in enumerate(SENTENCES)
     ]
     for size in (1, 3):
         for start in range(0, len(SENTENCES), size):
