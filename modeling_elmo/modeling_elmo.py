@@ -23,6 +23,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_elmo import ElmoConfig
+from .tokenization_elmo import ElmoTokenizer
 
 # Character ids of the sentence markers, after the +1 shift that makes 0 mean "no word".
 BEGIN_OF_WORD, END_OF_WORD, PAD_IN_WORD = 259, 260, 261
@@ -60,8 +61,56 @@ def add_sentence_boundaries(char_ids: torch.Tensor, lengths: torch.Tensor) -> to
     return wrapped
 
 
+def _onednn_applies(weight: torch.Tensor) -> bool:
+    """oneDNN's matrix products with pre-packed weights serve float32 CPU inference: two to four times as fast
+    as the default BLAS for these shapes on the machines measured (`benchmarks/bench_inference.py`)."""
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and not (torch.is_grad_enabled() and weight.requires_grad)
+    )
+
+
+def _onednn_linear(
+    cache: dict[str, tuple], name: str, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`inputs @ weight.T + bias` for (N, X) inputs and a (Y, X) weight through oneDNN. The weight is packed
+    for oneDNN once, kept in `cache[name]`, and packed again only when it changes."""
+    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
+    entry = cache.get(name)
+    if entry is None or entry[0] != key:
+        entry = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), max(inputs.shape[0], 1)))
+        cache[name] = entry
+    bias = None if bias is None else bias.detach().contiguous()
+    return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), entry[1], bias, "none", [], "")
+
+
+class ElmoLinear(nn.Linear):
+    """`nn.Linear` that uses oneDNN's product in float32 CPU inference (same parameters, same results up to
+    float32 rounding)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self._onednn_weights: dict[str, tuple] = {}
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(..., in_features) → (..., out_features)."""
+        if not _onednn_applies(self.weight) or inputs.numel() == 0:
+            return super().forward(inputs)
+        flat = _onednn_linear(
+            self._onednn_weights, "weight", inputs.reshape(-1, self.in_features), self.weight, self.bias
+        )
+        return flat.view(*inputs.shape[:-1], self.out_features)
+
+
 class ElmoCharacterCNN(nn.Module):
-    """Character embedding, one convolution per filter width, max over positions, then the activation."""
+    """Character embedding, one convolution per filter width, max over positions, then the activation.
+
+    Each convolution runs as one matrix product over all character windows (`unfold`), which is faster on
+    CPU than `conv1d` for these few input channels; the parameters are those of `nn.Conv1d`.
+    """
 
     def __init__(self, config: ElmoConfig) -> None:
         super().__init__()
@@ -70,11 +119,25 @@ class ElmoCharacterCNN(nn.Module):
             nn.Conv1d(config.char_embedding_dim, count, kernel_size=width) for width, count in config.char_cnn_filters
         )
         self.activation = torch.relu if config.char_cnn_activation == "relu" else torch.tanh
+        self._onednn_weights: dict[str, tuple] = {}
 
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
         """(N, C) character ids → (N, F) features."""
-        embedded = self.embedding(char_ids).transpose(1, 2)
-        return torch.cat([self.activation(conv(embedded).amax(dim=-1)) for conv in self.convolutions], dim=-1)
+        embedded = self.embedding(char_ids)
+        num_words, num_chars, embedding_dim = embedded.shape
+        features = []
+        for index, conv in enumerate(self.convolutions):
+            width = conv.kernel_size[0]
+            # (N, C - w + 1, E, w) windows, flattened like the (out, E, w) kernel.
+            windows = embedded.unfold(1, width, 1).reshape(-1, embedding_dim * width)
+            kernel = conv.weight.view(conv.out_channels, -1)
+            if _onednn_applies(kernel) and windows.numel():
+                responses = _onednn_linear(self._onednn_weights, str(index), windows, kernel, conv.bias)
+            else:
+                responses = nn.functional.linear(windows, kernel, conv.bias)
+            positions = num_chars - width + 1
+            features.append(self.activation(responses.view(num_words, positions, conv.out_channels).amax(dim=1)))
+        return torch.cat(features, dim=-1)
 
 
 class ElmoHighwayLayer(nn.Module):
@@ -82,8 +145,8 @@ class ElmoHighwayLayer(nn.Module):
 
     def __init__(self, width: int) -> None:
         super().__init__()
-        self.carry_gate = nn.Linear(width, width)
-        self.transform = nn.Linear(width, width)
+        self.carry_gate = ElmoLinear(width, width)
+        self.transform = ElmoLinear(width, width)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, F) → (N, F)."""
@@ -98,7 +161,7 @@ class ElmoTokenEmbedder(nn.Module):
         super().__init__()
         self.char_cnn = ElmoCharacterCNN(config)
         self.highway = nn.ModuleList(ElmoHighwayLayer(config.num_filters) for _ in range(config.num_highway_layers))
-        self.projection = nn.Linear(config.num_filters, config.projection_dim)
+        self.projection = ElmoLinear(config.num_filters, config.projection_dim)
 
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
         """(N, C) character ids → (N, P) token vectors."""
@@ -114,6 +177,9 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
     Per step, with the bilm-tf gate order i, j, f, o (j the candidate):
     `c = clip(sigmoid(f + 1) * c + sigmoid(i) * tanh(j))`, `h = clip((sigmoid(o) * tanh(c)) W_P)`.
     The weights keep the original layout (y = x @ W), stacked over the two directions.
+
+    The sequence arrives packed time-major (see `ElmoBiLstm`): the input contributions of all steps are one
+    matrix product, and each step only computes the sentences still running.
     """
 
     def __init__(self, config: ElmoConfig) -> None:
@@ -125,48 +191,95 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         self.projection_weight = nn.Parameter(torch.empty(2, cell_dim, projection_dim))
         self.cell_clip = config.cell_clip
         self.projection_clip = config.projection_clip
+        self._onednn_weights: dict[str, tuple] = {}
 
     def forward(
-        self, inputs: torch.Tensor, step_mask: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor
+        self, inputs: torch.Tensor, active_rows: list[int], cell: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run both directions over their own time order.
 
         Args:
-            inputs: (2, B, S, P); direction 1 holds each sentence reversed within its length.
-            step_mask: (B, S) bool, true at real positions. Past a sentence's end the state is carried
-                through unchanged and the output is zero.
+            inputs: (2, N, P) packed time-major: step s holds `active_rows[s]` rows, the first rows of the
+                batch (sorted longest first); direction 1 reads each sentence reversed.
+            active_rows: how many sentences are still running at each step. A finished sentence keeps its
+                state unchanged.
             cell: (2, B, D) initial memory cells.
             hidden: (2, B, P) initial hidden states.
 
         Returns:
-            outputs (2, B, S, P), final cell (2, B, D), final hidden (2, B, P).
+            outputs (2, N, P) packed like `inputs`, final cell (2, B, D), final hidden (2, B, P).
         """
-        directions, batch_size, num_steps, projection_dim = inputs.shape
-        gate_inputs = torch.baddbmm(
-            self.bias[:, None, :], inputs.reshape(directions, batch_size * num_steps, projection_dim), self.input_weight
-        ).view(directions, batch_size, num_steps, self.bias.shape[-1])
-        outputs = []
-        for step in range(num_steps):
-            gates = torch.baddbmm(gate_inputs[:, :, step], hidden, self.recurrent_weight)
+        gate_inputs = self._input_gates(inputs)
+        step_outputs, offset = [], 0
+        for rows in active_rows:
+            gates = self._add_recurrent(gate_inputs[:, offset : offset + rows], hidden[:, :rows])
             input_gate, candidate, forget_gate, output_gate = gates.chunk(4, dim=-1)
-            new_cell = torch.sigmoid(forget_gate + FORGET_BIAS) * cell + torch.sigmoid(input_gate) * torch.tanh(
-                candidate
+            new_cell = torch.addcmul(
+                torch.sigmoid(forget_gate) * cell[:, :rows], torch.sigmoid(input_gate), torch.tanh(candidate)
             )
             if self.cell_clip is not None:
                 new_cell = new_cell.clamp(-self.cell_clip, self.cell_clip)
-            new_hidden = torch.bmm(torch.sigmoid(output_gate) * torch.tanh(new_cell), self.projection_weight)
+            new_hidden = self._project(torch.sigmoid(output_gate) * torch.tanh(new_cell))
             if self.projection_clip is not None:
                 new_hidden = new_hidden.clamp(-self.projection_clip, self.projection_clip)
-            active = step_mask[None, :, step, None]
-            cell = torch.where(active, new_cell, cell)
-            hidden = torch.where(active, new_hidden, hidden)
-            outputs.append(torch.where(active, new_hidden, 0.0))
-        return torch.stack(outputs, dim=2), cell, hidden
+            cell, hidden = _replace_leading_rows(cell, new_cell), _replace_leading_rows(hidden, new_hidden)
+            step_outputs.append(new_hidden)
+            offset += rows
+        outputs = torch.cat(step_outputs, dim=1) if step_outputs else inputs.new_zeros(inputs.shape)
+        return outputs, cell, hidden
+
+    def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`inputs (2, N, P) @ input_weight + bias`, with the forget bias added: (2, N, 4D)."""
+        four_cells = self.bias.shape[-1]
+        forget_bias = torch.zeros_like(self.bias)
+        forget_bias[:, four_cells // 2 : 3 * four_cells // 4] = FORGET_BIAS
+        bias = self.bias + forget_bias
+        if not _onednn_applies(self.input_weight) or inputs.shape[1] == 0:
+            return torch.baddbmm(bias[:, None, :], inputs, self.input_weight)
+        return torch.stack(
+            [
+                _onednn_linear(self._onednn_weights, f"input{d}", inputs[d], self.input_weight[d].t(), bias[d])
+                for d in range(2)
+            ]
+        )
+
+    def _add_recurrent(self, gate_inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """`gate_inputs (2, n, 4D) + hidden (2, n, P) @ recurrent_weight`."""
+        if not _onednn_applies(self.recurrent_weight):
+            return torch.baddbmm(gate_inputs, hidden, self.recurrent_weight)
+        gates = torch.empty_like(gate_inputs)
+        for d in range(2):
+            product = _onednn_linear(self._onednn_weights, f"recurrent{d}", hidden[d], self.recurrent_weight[d].t())
+            torch.add(gate_inputs[d], product, out=gates[d])
+        return gates
+
+    def _project(self, cell_output: torch.Tensor) -> torch.Tensor:
+        """`cell_output (2, n, D) @ projection_weight` → (2, n, P)."""
+        if not _onednn_applies(self.projection_weight):
+            return torch.bmm(cell_output, self.projection_weight)
+        return torch.stack(
+            [
+                _onednn_linear(self._onednn_weights, f"projection{d}", cell_output[d], self.projection_weight[d].t())
+                for d in range(2)
+            ]
+        )
+
+
+def _replace_leading_rows(state: torch.Tensor, leading: torch.Tensor) -> torch.Tensor:
+    """`state` (2, B, X) with its first rows replaced by `leading` (2, n, X), without modifying `state`."""
+    if leading.shape[1] == state.shape[1]:
+        return leading
+    return torch.cat([leading, state[:, leading.shape[1] :]], dim=1)
 
 
 class ElmoBiLstm(nn.Module):
     """The stacked biLSTM; from the second layer on, with skip connections, a layer's output is
-    `lstm(x) + x` (the recurrence itself uses the LSTM's own hidden state)."""
+    `lstm(x) + x` (the recurrence itself uses the LSTM's own hidden state).
+
+    Inside, sentences are sorted longest first and packed time-major (like `nn.utils.rnn.PackedSequence`):
+    step s holds the sentences longer than s, so no work is spent on padding. The backward direction reads
+    every sentence from its own end.
+    """
 
     def __init__(self, config: ElmoConfig) -> None:
         super().__init__()
@@ -177,34 +290,49 @@ class ElmoBiLstm(nn.Module):
         self, token_vectors: torch.Tensor, step_mask: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Args:
-            token_vectors: (B, S, P), zero at padding.
+            token_vectors: (B, S, P).
             step_mask: (B, S) bool, true at real positions (a prefix of each row).
             cell: (L, 2, B, D) and hidden: (L, 2, B, P) initial states.
 
         Returns:
-            the L layer outputs, each (B, S, 2P) = [forward; backward] in sentence order, and the final
-            states (L, 2, B, D), (L, 2, B, P).
+            the L layer outputs, each (B, S, 2P) = [forward; backward] in sentence order and zero at padding,
+            and the final states (L, 2, B, D), (L, 2, B, P).
         """
+        batch_size, num_steps, projection_dim = token_vectors.shape
         lengths = step_mask.sum(dim=1)
-        positions = torch.arange(step_mask.shape[1], device=step_mask.device)
-        reversed_positions = torch.where(step_mask, lengths[:, None] - 1 - positions, positions)
-        layer_input = torch.stack([token_vectors, _gather_steps(token_vectors, reversed_positions)])
+        order = torch.argsort(lengths, descending=True, stable=True)
+        restore = torch.argsort(order)
+        sorted_mask = step_mask[order]
+        active_rows = sorted_mask.sum(dim=0).tolist()
+        # Time-major positions (step, sorted row) of every real token, and where each direction reads it.
+        steps, sorted_rows = sorted_mask.t().nonzero(as_tuple=True)
+        rows = order[sorted_rows]
+        forward_index = rows * num_steps + steps
+        backward_index = rows * num_steps + lengths[rows] - 1 - steps
+        flat_tokens = token_vectors.reshape(-1, projection_dim)
+        layer_input = torch.stack([flat_tokens[forward_index], flat_tokens[backward_index]])
+
         layer_outputs, final_cells, final_hiddens = [], [], []
         for index, layer in enumerate(self.layers):
-            output, final_cell, final_hidden = layer(layer_input, step_mask, cell[index], hidden[index])
+            output, final_cell, final_hidden = layer(
+                layer_input, active_rows, cell[index][:, order], hidden[index][:, order]
+            )
             if self.use_skip_connections and index > 0:
                 output = output + layer_input
-            forward, backward = output.unbind(0)
-            layer_outputs.append(torch.cat([forward, _gather_steps(backward, reversed_positions)], dim=-1))
-            final_cells.append(final_cell)
-            final_hiddens.append(final_hidden)
+            unpacked = output.new_zeros(batch_size * num_steps, 2, projection_dim)
+            unpacked[forward_index, 0] = output[0]
+            unpacked[backward_index, 1] = output[1]
+            layer_outputs.append(unpacked.view(batch_size, num_steps, 2 * projection_dim))
+            final_cells.append(final_cell[:, restore])
+            final_hiddens.append(final_hidden[:, restore])
             layer_input = output
         return layer_outputs, torch.stack(final_cells), torch.stack(final_hiddens)
 
 
-def _gather_steps(sequence: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """`sequence[b, positions[b, s]]` for a (B, S, X) sequence and (B, S) positions."""
-    return sequence.gather(1, positions[..., None].expand(-1, -1, sequence.shape[-1]))
+def _row_keys(char_ids: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
+    """An int64 hash of each (N, C) character-id row (wrapping arithmetic); equal rows give equal keys, and
+    the token cache confirms every match on the full row."""
+    return (char_ids * multipliers).sum(dim=-1)
 
 
 @dataclass
@@ -325,12 +453,69 @@ class ElmoModel(ElmoPreTrainedModel):
 
     def embed_tokens(self, char_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Token vectors (B, S, P) for the (B, S, C) character ids, computed only where `mask` (B, S) is
-        true and exactly zero elsewhere."""
+        true and exactly zero elsewhere. Words in the token cache (`cache_token_embeddings`) are looked up."""
         flat_mask = mask.reshape(-1)
-        selected = self.token_embedder(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask])
+        selected = self._cached_or_computed(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask])
         token_vectors = selected.new_zeros(flat_mask.shape[0], selected.shape[-1])
         token_vectors[flat_mask] = selected
         return token_vectors.view(*mask.shape, selected.shape[-1])
+
+    @torch.no_grad()
+    def cache_token_embeddings(
+        self, words: Iterable[str], tokenizer: ElmoTokenizer | None = None, batch_size: int = 4096
+    ) -> None:
+        """Precompute the token vectors (layer 0) of a vocabulary, so that these words skip the character
+        CNN, highway and projection; other words still go through them. Results equal the uncached path.
+
+        Args:
+            words: the vocabulary (duplicates are fine). The sentence markers are always cached.
+            tokenizer: the `ElmoTokenizer` whose character ids the model receives (default: UTF-8 bytes).
+            batch_size: words per forward pass while filling the cache.
+
+        The cache lives in non-persistent buffers: it follows `.to(device/dtype)` but is not saved. It is
+        bypassed while gradients flow into the token embedder (fine-tuning); call it again after training.
+        """
+        num_chars = self.config.max_characters_per_token
+        tokenizer = tokenizer or ElmoTokenizer(max_characters_per_token=num_chars)
+        device = self.primed_cell_state.device
+        word_char_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(words)), dtype=torch.long, device=device)
+        markers = torch.stack(
+            [
+                sentence_marker_char_ids(marker, num_chars, device)
+                for marker in (BEGIN_OF_SENTENCE_CHAR, END_OF_SENTENCE_CHAR)
+            ]
+        )
+        char_ids = torch.cat([markers, word_char_ids.view(-1, num_chars)])
+        char_ids = torch.unique(char_ids, dim=0)
+        vectors = torch.cat([self.token_embedder(chunk) for chunk in char_ids.split(batch_size)])
+        multipliers = torch.randint(
+            -(2**62), 2**62, (num_chars,), generator=torch.Generator().manual_seed(0), dtype=torch.long
+        ).to(device)
+        keys, order = torch.sort(_row_keys(char_ids, multipliers))
+        self.register_buffer("token_cache_multipliers", multipliers, persistent=False)
+        self.register_buffer("token_cache_keys", keys, persistent=False)
+        self.register_buffer("token_cache_char_ids", char_ids[order], persistent=False)
+        self.register_buffer("token_cache_vectors", vectors[order], persistent=False)
+
+    def clear_token_cache(self) -> None:
+        """Drop the token cache built by `cache_token_embeddings`."""
+        for name in ("token_cache_multipliers", "token_cache_keys", "token_cache_char_ids", "token_cache_vectors"):
+            self._buffers.pop(name, None)
+
+    def _cached_or_computed(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """(N, C) character ids → (N, P) token vectors, from the token cache where possible."""
+        fine_tuning = torch.is_grad_enabled() and self.token_embedder.projection.weight.requires_grad
+        if "token_cache_keys" not in self._buffers or fine_tuning or char_ids.shape[0] == 0:
+            return self.token_embedder(char_ids)
+        keys = _row_keys(char_ids, self.token_cache_multipliers)
+        slots = torch.searchsorted(self.token_cache_keys, keys).clamp(max=self.token_cache_keys.shape[0] - 1)
+        hits = (self.token_cache_keys[slots] == keys) & (self.token_cache_char_ids[slots] == char_ids).all(dim=-1)
+        vectors = self.token_cache_vectors.new_empty(char_ids.shape[0], self.token_cache_vectors.shape[-1])
+        vectors[hits] = self.token_cache_vectors[slots[hits]]
+        misses = ~hits
+        if misses.any():
+            vectors[misses] = self.token_embedder(char_ids[misses]).to(vectors.dtype)
+        return vectors
 
     def _word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Check the inputs and return the (B, T) bool word mask (a prefix of every row)."""

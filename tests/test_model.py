@@ -330,3 +330,38 @@ def test_scalar_mix_layer_norm_uses_masked_batch_statistics():
         mix(layers)
     with pytest.raises(ValueError, match="expected 2 layers"):
         mix(layers[:1], mask)
+
+
+def test_token_cache_gives_the_uncached_results(tokenizer):
+    model = make_model()
+    texts = SENTENCES[:8]
+    uncached, inputs = run(model, tokenizer, texts)
+    vocabulary = [word for text in texts[:4] for word, _ in tokenizer.split_words(text)]
+    model.cache_token_embeddings(vocabulary + ["unused", "the"], tokenizer=tokenizer)
+    assert model.token_cache_char_ids.shape[0] == len(set(vocabulary) | {"unused", "the"}) + 2
+    computed = []
+    original_embedder = model.token_embedder.forward
+
+    def counting_embedder(char_ids):
+        computed.append(char_ids.shape[0])
+        return original_embedder(char_ids)
+
+    model.token_embedder.forward = counting_embedder
+    cached, _ = run(model, tokenizer, texts)
+    misses = sum(1 for text in texts[4:] for word, _ in tokenizer.split_words(text) if word not in vocabulary)
+    assert computed == [misses]
+    for a, b in zip(cached.hidden_states, uncached.hidden_states, strict=True):
+        assert torch.equal(a, b)
+    assert "token_cache_keys" not in model.state_dict()
+    model.clear_token_cache()
+    computed.clear()
+    run(model, tokenizer, texts)
+    assert computed == [int(inputs["attention_mask"].sum()) + 2 * len(texts)]
+
+
+def test_token_cache_is_bypassed_while_fine_tuning(tokenizer):
+    model = make_model().train()
+    model.cache_token_embeddings(["The", "cat"], tokenizer=tokenizer)
+    inputs = tokenizer(["The cat"], return_tensors="pt")
+    model(**inputs).last_hidden_state.sum().backward()
+    assert model.token_embedder.projection.weight.grad.abs().sum() > 0
