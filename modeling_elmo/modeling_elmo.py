@@ -209,24 +209,29 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         Returns:
             outputs (2, N, P) packed like `inputs`, final cell (2, B, D), final hidden (2, B, P).
         """
+        if inputs.shape[1] == 0:
+            return inputs, cell, hidden
         gate_inputs = self._input_gates(inputs)
-        step_outputs, offset = [], 0
+        step_outputs, finished_cells, finished_hiddens, offset = [], [], [], 0
         for rows in active_rows:
-            gates = self._add_recurrent(gate_inputs[:, offset : offset + rows], hidden[:, :rows])
+            if rows < cell.shape[1]:
+                # The shortest sentences end here; their states are final.
+                finished_cells.append(cell[:, rows:])
+                finished_hiddens.append(hidden[:, rows:])
+                cell, hidden = cell[:, :rows], hidden[:, :rows]
+            gates = self._add_recurrent(gate_inputs[:, offset : offset + rows], hidden)
             input_gate, candidate, forget_gate, output_gate = gates.chunk(4, dim=-1)
-            new_cell = torch.addcmul(
-                torch.sigmoid(forget_gate) * cell[:, :rows], torch.sigmoid(input_gate), torch.tanh(candidate)
-            )
+            cell = torch.addcmul(torch.sigmoid(forget_gate) * cell, torch.sigmoid(input_gate), torch.tanh(candidate))
             if self.cell_clip is not None:
-                new_cell = new_cell.clamp(-self.cell_clip, self.cell_clip)
-            new_hidden = self._project(torch.sigmoid(output_gate) * torch.tanh(new_cell))
+                cell = cell.clamp(-self.cell_clip, self.cell_clip)
+            hidden = self._project(torch.sigmoid(output_gate) * torch.tanh(cell))
             if self.projection_clip is not None:
-                new_hidden = new_hidden.clamp(-self.projection_clip, self.projection_clip)
-            cell, hidden = _replace_leading_rows(cell, new_cell), _replace_leading_rows(hidden, new_hidden)
-            step_outputs.append(new_hidden)
+                hidden = hidden.clamp(-self.projection_clip, self.projection_clip)
+            step_outputs.append(hidden)
             offset += rows
-        outputs = torch.cat(step_outputs, dim=1) if step_outputs else inputs.new_zeros(inputs.shape)
-        return outputs, cell, hidden
+        final_cell = torch.cat([cell, *reversed(finished_cells)], dim=1)
+        final_hidden = torch.cat([hidden, *reversed(finished_hiddens)], dim=1)
+        return torch.cat(step_outputs, dim=1), final_cell, final_hidden
 
     def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor:
         """`inputs (2, N, P) @ input_weight + bias`, with the forget bias added: (2, N, 4D)."""
@@ -263,13 +268,6 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
                 for d in range(2)
             ]
         )
-
-
-def _replace_leading_rows(state: torch.Tensor, leading: torch.Tensor) -> torch.Tensor:
-    """`state` (2, B, X) with its first rows replaced by `leading` (2, n, X), without modifying `state`."""
-    if leading.shape[1] == state.shape[1]:
-        return leading
-    return torch.cat([leading, state[:, leading.shape[1] :]], dim=1)
 
 
 class ElmoBiLstm(nn.Module):
