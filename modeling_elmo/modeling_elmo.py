@@ -219,7 +219,7 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
                 finished_cells.append(cell[:, rows:])
                 finished_hiddens.append(hidden[:, rows:])
                 cell, hidden = cell[:, :rows], hidden[:, :rows]
-            gates = self._add_recurrent(gate_inputs[:, offset : offset + rows], hidden)
+            gates = self._add_recurrent(gate_inputs, offset, hidden)
             input_gate, candidate, forget_gate, output_gate = gates.chunk(4, dim=-1)
             cell = torch.addcmul(torch.sigmoid(forget_gate) * cell, torch.sigmoid(input_gate), torch.tanh(candidate))
             if self.cell_clip is not None:
@@ -233,29 +233,32 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         final_hidden = torch.cat([hidden, *reversed(finished_hiddens)], dim=1)
         return torch.cat(step_outputs, dim=1), final_cell, final_hidden
 
-    def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor:
-        """`inputs (2, N, P) @ input_weight + bias`, with the forget bias added: (2, N, 4D)."""
+    def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """`inputs (2, N, P) @ input_weight + bias`, with the forget bias added: (2, N, 4D) or, on the oneDNN
+        path, one (N, 4D) tensor per direction (stacking them would copy the largest tensor of the layer)."""
         four_cells = self.bias.shape[-1]
         forget_bias = torch.zeros_like(self.bias)
         forget_bias[:, four_cells // 2 : 3 * four_cells // 4] = FORGET_BIAS
         bias = self.bias + forget_bias
-        if not _onednn_applies(self.input_weight) or inputs.shape[1] == 0:
+        if not _onednn_applies(self.input_weight):
             return torch.baddbmm(bias[:, None, :], inputs, self.input_weight)
-        return torch.stack(
-            [
-                _onednn_linear(self._onednn_weights, f"input{d}", inputs[d], self.input_weight[d].t(), bias[d])
-                for d in range(2)
-            ]
-        )
+        return [
+            _onednn_linear(self._onednn_weights, f"input{d}", inputs[d], self.input_weight[d].t(), bias[d])
+            for d in range(2)
+        ]
 
-    def _add_recurrent(self, gate_inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """`gate_inputs (2, n, 4D) + hidden (2, n, P) @ recurrent_weight`."""
+    def _add_recurrent(
+        self, gate_inputs: torch.Tensor | list[torch.Tensor], offset: int, hidden: torch.Tensor
+    ) -> torch.Tensor:
+        """The gates (2, n, 4D) of one step: its rows of `gate_inputs` from `offset` on, plus
+        `hidden (2, n, P) @ recurrent_weight`."""
+        rows = hidden.shape[1]
         if not _onednn_applies(self.recurrent_weight):
-            return torch.baddbmm(gate_inputs, hidden, self.recurrent_weight)
-        gates = torch.empty_like(gate_inputs)
+            return torch.baddbmm(gate_inputs[:, offset : offset + rows], hidden, self.recurrent_weight)
+        gates = hidden.new_empty(2, rows, gate_inputs[0].shape[-1])
         for d in range(2):
             product = _onednn_linear(self._onednn_weights, f"recurrent{d}", hidden[d], self.recurrent_weight[d].t())
-            torch.add(gate_inputs[d], product, out=gates[d])
+            torch.add(gate_inputs[d][offset : offset + rows], product, out=gates[d])
         return gates
 
     def _project(self, cell_output: torch.Tensor) -> torch.Tensor:
