@@ -12,6 +12,7 @@ L = LSTM layers; "2" as a leading dimension indexes the direction (0 forward, 1 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -76,15 +77,17 @@ def _onednn_applies(weight: torch.Tensor) -> bool:
 def _onednn_linear(
     cache: dict[str, tuple], name: str, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """`inputs @ weight.T + bias` for (N, X) inputs and a (Y, X) weight through oneDNN. The weight is packed
-    for oneDNN once, kept in `cache[name]`, and packed again only when it changes."""
-    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
+    """`inputs @ weight.T + bias` for (N, X) inputs and a (Y, X) weight (possibly a view of a parameter)
+    through oneDNN. The weight is packed for oneDNN once, kept in `cache[name]`, and packed again when the
+    parameter is replaced or modified."""
+    parameter = weight if weight._base is None else weight._base
     entry = cache.get(name)
-    if entry is None or entry[0] != key:
-        entry = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), max(inputs.shape[0], 1)))
+    if entry is None or entry[0]() is not parameter or entry[1] != (parameter._version, weight.data_ptr()):
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), max(inputs.shape[0], 1))
+        entry = (weakref.ref(parameter), (parameter._version, weight.data_ptr()), packed)
         cache[name] = entry
     bias = None if bias is None else bias.detach().contiguous()
-    return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), entry[1], bias, "none", [], "")
+    return torch.ops.mkldnn._linear_pointwise(inputs.contiguous(), entry[2], bias, "none", [], "")
 
 
 class ElmoLinear(nn.Linear):

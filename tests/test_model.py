@@ -337,7 +337,7 @@ def test_token_cache_gives_the_uncached_results(tokenizer):
     texts = SENTENCES[:8]
     uncached, inputs = run(model, tokenizer, texts)
     vocabulary = [word for text in texts[:4] for word, _ in tokenizer.split_words(text)]
-    model.cache_token_embeddings(vocabulary + ["unused", "the"], tokenizer=tokenizer)
+    model.cache_token_embeddings([*vocabulary, "unused", "the"], tokenizer=tokenizer)
     assert model.token_cache_char_ids.shape[0] == len(set(vocabulary) | {"unused", "the"}) + 2
     computed = []
     original_embedder = model.token_embedder.forward
@@ -365,3 +365,23 @@ def test_token_cache_is_bypassed_while_fine_tuning(tokenizer):
     inputs = tokenizer(["The cat"], return_tensors="pt")
     model(**inputs).last_hidden_state.sum().backward()
     assert model.token_embedder.projection.weight.grad.abs().sum() > 0
+
+
+def test_replaced_or_updated_weights_are_used_by_the_fast_path(tokenizer):
+    model = make_model()
+    torch.manual_seed(1)
+    other = ElmoModel(small_config()).eval()
+    expected, _ = run(other, tokenizer, SENTENCES[:3])
+    run(model, tokenizer, SENTENCES[:3])  # fills the packed-weight caches
+    model.load_state_dict(other.state_dict(), assign=True)
+    replaced, _ = run(model, tokenizer, SENTENCES[:3])
+    assert torch.equal(replaced.last_hidden_state, expected.last_hidden_state)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1.5)
+        for parameter in other.parameters():
+            parameter.mul_(1.5)
+    updated, _ = run(model, tokenizer, SENTENCES[:3])
+    expected_updated, _ = run(other, tokenizer, SENTENCES[:3])
+    assert torch.equal(updated.last_hidden_state, expected_updated.last_hidden_state)
+    assert not torch.allclose(updated.last_hidden_state, replaced.last_hidden_state)
