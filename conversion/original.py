@@ -21,15 +21,30 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 import torch
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging as transformers_logging
 
 from modeling_elmo.configuration_elmo import ElmoConfig
+from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
 from modeling_elmo.modeling_elmo import ElmoModel
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
+
+if TYPE_CHECKING:
+    from modeling_elmo.conversion.model_card import Provenance
+
+WEIGHTS_NAME = "model.safetensors"
+ELMO_EMBEDDINGS_TASK = "elmo-embeddings"  # registered by `modeling_elmo/__init__.py`
 
 
 class ConversionError(Exception):
@@ -82,8 +97,9 @@ def expected_datasets(config: ElmoConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def read_original_weights(path: str | os.PathLike, config: ElmoConfig) -> dict[str, np.ndarray]:
-    """Read and check every dataset of a bilm-tf weight file against `config`."""
+def open_original_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.File:
+    """Open a bilm-tf weight file and check that every dataset `config` needs is there with the right shape and a
+    float dtype (no data is read yet). The caller closes the returned file."""
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"the weight file {path} does not exist")
@@ -91,54 +107,125 @@ def read_original_weights(path: str | os.PathLike, config: ElmoConfig) -> dict[s
         handle = h5py.File(path, "r")
     except OSError as error:
         raise ConversionError(f"{path} is not a readable HDF5 file ({error})") from error
-    arrays = {}
-    with handle:
+    try:
         for name, shape in expected_datasets(config).items():
-            dataset = handle.get(name)
+            try:
+                dataset = handle.get(name)
+            except (OSError, KeyError, RuntimeError) as error:
+                raise ConversionError(f"{path}: dataset {name!r} cannot be read ({error})") from error
             if not isinstance(dataset, h5py.Dataset):
                 raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape} from the options)")
             if dataset.shape != shape:
                 raise ConversionError(f"{path}: dataset {name!r} has shape {dataset.shape}, the options imply {shape}")
             if dataset.dtype.kind != "f":
                 raise ConversionError(f"{path}: dataset {name!r} has dtype {dataset.dtype}, expected floats")
-            arrays[name] = dataset[...].astype(np.float32)
-    return arrays
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
-def original_to_state_dict(arrays: dict[str, np.ndarray], config: ElmoConfig) -> dict[str, torch.Tensor]:
-    """Map checked bilm-tf arrays onto `ElmoModel` parameter names and layouts."""
+def read_original_weights(path: str | os.PathLike, config: ElmoConfig) -> dict[str, np.ndarray]:
+    """Read and check every dataset of a bilm-tf weight file against `config`."""
+    with open_original_weights(path, config) as handle:
+        return {name: _read_dataset(handle, name, path) for name in expected_datasets(config)}
 
-    def tensor(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array))
 
-    embedding = arrays["char_embed"]
-    state = {
-        "token_embedder.char_cnn.embedding.weight": tensor(
-            np.concatenate([np.zeros((1, embedding.shape[1]), np.float32), embedding])
+def _read_dataset(
+    source: Mapping[str, Any], name: str, path: str | os.PathLike, rows: slice | None = None
+) -> np.ndarray:
+    """`source[name][rows]` (all of it by default) as float32, with read errors (e.g. a damaged file) reported as
+    a `ConversionError`."""
+    try:
+        return np.asarray(source[name][slice(None) if rows is None else rows], dtype=np.float32)
+    except (OSError, KeyError, RuntimeError) as error:
+        raise ConversionError(f"{path}: dataset {name!r} cannot be read ({error})") from error
+
+
+@dataclass(frozen=True)
+class Block:
+    """A piece of a parameter: rows `rows` (default all) of dataset `dataset`, transposed by `axes` (or zeros of
+    `zeros_shape` when `dataset` is None)."""
+
+    dataset: str | None
+    rows: slice | None = None
+    axes: tuple[int, ...] | None = None
+    zeros_shape: tuple[int, ...] = ()
+
+    def read(self, source: Mapping[str, Any], path: str | os.PathLike) -> np.ndarray:
+        """This block's float32 array, read from `source` (the open weight file or a dict of its arrays)."""
+        if self.dataset is None:
+            return np.zeros(self.zeros_shape, dtype=np.float32)
+        array = _read_dataset(source, self.dataset, path, self.rows)
+        return array if self.axes is None else np.ascontiguousarray(array.transpose(self.axes))
+
+
+def parameter_layout(config: ElmoConfig) -> dict[str, tuple[tuple[int, ...], list[Block]]]:
+    """For every `ElmoModel` state-dict entry: its shape, and the blocks of bilm-tf datasets whose C-order bytes,
+    concatenated, are its bytes (a parameter stacked over the two directions is one block per direction)."""
+    embedding_dim, num_filters = config.char_embedding_dim, config.num_filters
+    projection_dim, cell_dim, num_layers = config.projection_dim, config.lstm_cell_dim, config.num_lstm_layers
+    layout: dict[str, tuple[tuple[int, ...], list[Block]]] = {
+        "token_embedder.char_cnn.embedding.weight": (
+            (config.num_characters, embedding_dim),
+            [Block(None, zeros_shape=(1, embedding_dim)), Block("char_embed")],
         ),
-        "token_embedder.projection.weight": tensor(arrays["CNN_proj/W_proj"].T),
-        "token_embedder.projection.bias": tensor(arrays["CNN_proj/b_proj"]),
     }
-    for index in range(len(config.char_cnn_filters)):
-        state[f"token_embedder.char_cnn.convolutions.{index}.weight"] = tensor(
-            arrays[f"CNN/W_cnn_{index}"][0].transpose(2, 1, 0)
-        )
-        state[f"token_embedder.char_cnn.convolutions.{index}.bias"] = tensor(arrays[f"CNN/b_cnn_{index}"])
+    for index, (width, count) in enumerate(config.char_cnn_filters):
+        prefix = f"token_embedder.char_cnn.convolutions.{index}"
+        # HWIO (1, w, E, n) -> Conv1d (n, E, w)
+        layout[f"{prefix}.weight"] = ((count, embedding_dim, width), [Block(f"CNN/W_cnn_{index}", axes=(3, 2, 1, 0))])
+        layout[f"{prefix}.bias"] = ((count,), [Block(f"CNN/b_cnn_{index}")])
     for layer in range(config.num_highway_layers):
         for kind, module in (("carry", "carry_gate"), ("transform", "transform")):
-            state[f"token_embedder.highway.{layer}.{module}.weight"] = tensor(arrays[f"CNN_high_{layer}/W_{kind}"].T)
-            state[f"token_embedder.highway.{layer}.{module}.bias"] = tensor(arrays[f"CNN_high_{layer}/b_{kind}"])
-    projection_dim = config.projection_dim
-    for layer in range(config.num_lstm_layers):
+            prefix = f"token_embedder.highway.{layer}.{module}"
+            weight = Block(f"CNN_high_{layer}/W_{kind}", axes=(1, 0))
+            layout[f"{prefix}.weight"] = ((num_filters, num_filters), [weight])
+            layout[f"{prefix}.bias"] = ((num_filters,), [Block(f"CNN_high_{layer}/b_{kind}")])
+    projection = Block("CNN_proj/W_proj", axes=(1, 0))
+    layout["token_embedder.projection.weight"] = ((projection_dim, num_filters), [projection])
+    layout["token_embedder.projection.bias"] = ((projection_dim,), [Block("CNN_proj/b_proj")])
+    for layer in range(num_layers):
         prefixes = [_lstm_prefix(direction, layer) for direction in range(2)]
-        weights = [arrays[f"{prefix}/W_0"] for prefix in prefixes]
-        state[f"bilstm.layers.{layer}.input_weight"] = tensor(np.stack([w[:projection_dim] for w in weights]))
-        state[f"bilstm.layers.{layer}.recurrent_weight"] = tensor(np.stack([w[projection_dim:] for w in weights]))
-        state[f"bilstm.layers.{layer}.bias"] = tensor(np.stack([arrays[f"{p}/B"] for p in prefixes]))
-        state[f"bilstm.layers.{layer}.projection_weight"] = tensor(np.stack([arrays[f"{p}/W_P_0"] for p in prefixes]))
-    state["primed_cell_state"] = torch.zeros(config.num_lstm_layers, 2, config.lstm_cell_dim)
-    state["primed_hidden_state"] = torch.zeros(config.num_lstm_layers, 2, projection_dim)
+        gates = 4 * cell_dim
+        layout[f"bilstm.layers.{layer}.input_weight"] = (
+            (2, projection_dim, gates),
+            [Block(f"{p}/W_0", rows=slice(None, projection_dim)) for p in prefixes],
+        )
+        layout[f"bilstm.layers.{layer}.recurrent_weight"] = (
+            (2, projection_dim, gates),
+            [Block(f"{p}/W_0", rows=slice(projection_dim, None)) for p in prefixes],
+        )
+        layout[f"bilstm.layers.{layer}.bias"] = ((2, gates), [Block(f"{p}/B") for p in prefixes])
+        layout[f"bilstm.layers.{layer}.projection_weight"] = (
+            (2, cell_dim, projection_dim),
+            [Block(f"{p}/W_P_0") for p in prefixes],
+        )
+    for name, size in (("primed_cell_state", cell_dim), ("primed_hidden_state", projection_dim)):
+        shape = (num_layers, 2, size)
+        layout[name] = (shape, [Block(None, zeros_shape=shape)])
+    return layout
+
+
+def original_to_state_dict(
+    arrays: Mapping[str, Any], config: ElmoConfig, path: str | os.PathLike = "weights"
+) -> dict[str, torch.Tensor]:
+    """Map checked bilm-tf arrays (a dict of arrays, or the open HDF5 file) onto `ElmoModel` parameter names and
+    layouts; `path` names the source in error messages."""
+    state = {}
+    for name, (shape, blocks) in parameter_layout(config).items():
+        pieces = [block.read(arrays, path) for block in blocks]
+        array = pieces[0] if len(pieces) == 1 else np.concatenate([piece.reshape(-1) for piece in pieces])
+        state[name] = torch.from_numpy(np.ascontiguousarray(array).reshape(shape))
     return state
+
+
+def _streamed_state_dict(handle: h5py.File, config: ElmoConfig, path: Path) -> list[StreamedTensor]:
+    """The model's state dict as tensors streamed block by block from the open weight file."""
+    return [
+        StreamedTensor(name, shape, [partial(block.read, handle, path) for block in blocks])
+        for name, (shape, blocks) in parameter_layout(config).items()
+    ]
 
 
 def load_original(options_path: str | os.PathLike, weights_path: str | os.PathLike, **config_overrides) -> ElmoModel:
@@ -147,7 +234,8 @@ def load_original(options_path: str | os.PathLike, weights_path: str | os.PathLi
     for key, value in config_overrides.items():
         setattr(config, key, value)
     config.validate_elmo()
-    state = original_to_state_dict(read_original_weights(weights_path, config), config)
+    with open_original_weights(weights_path, config) as handle:
+        state = original_to_state_dict(handle, config, weights_path)
     with torch.device("meta"):
         model = ElmoModel(config)
     model.load_state_dict(state, assign=True, strict=True)
@@ -160,33 +248,93 @@ def convert_original(
     output_dir: str | os.PathLike,
     overwrite: bool = False,
     word_splitter: str = "moses",
+    provenance: Provenance | None = None,
 ) -> Path:
-    """Write a Hugging Face model folder (config, safetensors, tokenizer, remote code) for an original
-    ELMo. The folder is built next to `output_dir` and renamed into place, so a failure leaves nothing."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise ConversionError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
-    model = load_original(options_path, weights_path)
-    tokenizer = ElmoTokenizer(
-        word_splitter=word_splitter, max_characters_per_token=model.config.max_characters_per_token
-    )
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        save_with_remote_code(model, tokenizer, staging)
-        _replace_dir(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """Write a Hugging Face model folder (config, safetensors, tokenizer, remote code, model card) for an original
+    ELMo. The folder is built next to `output_dir` and renamed into place, so a failure leaves nothing.
+
+    The weights go from the HDF5 file to `model.safetensors` one block at a time (never the whole model in
+    memory); `provenance` (sources, checksums, command) goes into the model card, by default the two local files.
+    """
+    from modeling_elmo.conversion.model_card import Provenance, write_model_card
+
+    output_dir = check_output_dir(output_dir, overwrite)
+    config = read_original_options(options_path)
+    config.validate_elmo()
+    weights_path = Path(weights_path)
+    with open_original_weights(weights_path, config) as handle:
+        with torch.device("meta"):
+            model = ElmoModel(config)
+        tensors = _streamed_state_dict(handle, config, weights_path)
+        expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+        if {tensor.name: tensor.shape for tensor in tensors} != expected:
+            raise RuntimeError("the converter's parameter layout no longer matches ElmoModel's state dict")
+        tokenizer = ElmoTokenizer(word_splitter=word_splitter, max_characters_per_token=config.max_characters_per_token)
+        if provenance is None:
+            provenance = Provenance.from_local_files(options_path, weights_path)
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+        try:
+            with _transformers_progress_bars_off():
+                save_with_remote_code(model, tokenizer, staging, state_dict={})
+            write_streamed(staging / WEIGHTS_NAME, tensors, metadata={"format": "pt"})
+            write_model_card(staging, provenance, repo_id=provenance.repo_id or output_dir.name)
+            _replace_dir(staging, output_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 
-def save_with_remote_code(model: ElmoModel, tokenizer: ElmoTokenizer, directory: Path) -> None:
-    """`save_pretrained` both, with the `.py` files and `auto_map` that `trust_remote_code=True` needs."""
+def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """`output_dir` as a path, after checking that it is absent or empty unless `overwrite` allows replacing it."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConversionError(f"{output_dir} exists and is not a folder")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise ConversionError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
+    return output_dir
+
+
+def save_with_remote_code(
+    model: ElmoModel, tokenizer: ElmoTokenizer, directory: Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
+    """`save_pretrained` both, with the `.py` files and `auto_map` that `trust_remote_code=True` needs (also for
+    the `elmo-embeddings` pipeline).
+    `state_dict={}` writes everything but the weights (for a model on the meta device whose weights are streamed)."""
     type(model.config).register_for_auto_class()
     type(model).register_for_auto_class("AutoModel")
     type(tokenizer).register_for_auto_class("AutoTokenizer")
-    model.save_pretrained(directory)
+    model.config.custom_pipelines = _custom_pipelines()
+    model.save_pretrained(directory, state_dict=state_dict)
     tokenizer.save_pretrained(directory)
+    custom_object_save(PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]["impl"], directory)
+
+
+def _custom_pipelines() -> dict[str, dict[str, Any]]:
+    """config.json's `custom_pipelines` for the `elmo-embeddings` pipeline, as `Pipeline.save_pretrained` writes
+    it: with it and the copied `pipeline_elmo.py`, `pipeline(model=folder, trust_remote_code=True)` finds the
+    pipeline without this package."""
+    task = PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]
+    implementation = task["impl"]
+    return {
+        ELMO_EMBEDDINGS_TASK: {
+            **task,
+            "impl": f"{implementation.__module__.rsplit('.', 1)[-1]}.{implementation.__name__}",
+            "pt": [model_class.__name__ for model_class in task["pt"]],
+        }
+    }
+
+
+@contextmanager
+def _transformers_progress_bars_off() -> Iterator[None]:
+    """Hide transformers' progress bars (e.g. an empty "Writing model shards" bar when no weights are saved)."""
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _replace_dir(source: Path, target: Path) -> None:

@@ -1,4 +1,4 @@
-"""The `elmo` command line: `elmo convert` (more subcommands come with later features)."""
+"""The `elmo` command line: `elmo convert`, `elmo export-original`, `elmo push`, `elmo embed`, `elmo neighbors`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,140 @@ from collections.abc import Sequence
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from modeling_elmo.conversion.original import convert_original
+    if args.elmoformanylangs is not None:
+        _convert_elmoformanylangs(args)
+        return
+    from modeling_elmo.conversion.download import fetch_sources
+    from modeling_elmo.conversion.hub import push_to_hub, require_token
+    from modeling_elmo.conversion.original import check_output_dir, convert_original
 
+    check_output_dir(args.output_dir, args.overwrite)  # fail before any download
+    if args.push_to_hub:
+        require_token()
+    sources = fetch_sources(
+        preset=args.preset,
+        options=args.options,
+        weights=args.weights,
+        download_dir=args.download_dir,
+        base_url=args.mirror,
+        weights_sha256=args.weights_sha256,
+        output_dir=args.output_dir,
+    )
+    sources.provenance.repo_id = args.push_to_hub
     output_dir = convert_original(
-        args.options, args.weights, args.output_dir, overwrite=args.overwrite, word_splitter=args.word_splitter
+        sources.options_path,
+        sources.weights_path,
+        args.output_dir,
+        overwrite=args.overwrite,
+        word_splitter=args.word_splitter or "moses",
+        provenance=sources.provenance,
     )
     print(f"wrote {output_dir}")
+    if args.push_to_hub:
+        print(f"pushed to {args.push_to_hub}: {push_to_hub(output_dir, args.push_to_hub, private=args.private)}")
+
+
+def _convert_elmoformanylangs(args: argparse.Namespace) -> None:
+    from modeling_elmo.conversion.elmoformanylangs import convert_elmoformanylangs
+    from modeling_elmo.conversion.original import ConversionError
+
+    sources = ("preset", "options", "weights", "download_dir", "mirror", "weights_sha256", "push_to_hub")
+    clashing = ["--" + name.replace("_", "-") for name in sources if getattr(args, name)]
+    if clashing:
+        raise ConversionError(f"--elmoformanylangs cannot be combined with {', '.join(clashing)}")
+    output_dir = convert_elmoformanylangs(
+        args.elmoformanylangs,
+        args.output_dir,
+        overwrite=args.overwrite,
+        word_splitter=args.word_splitter or "whitespace",
+    )
+    print(f"wrote {output_dir}")
+
+
+def _export_original(args: argparse.Namespace) -> None:
+    from modeling_elmo.conversion.export import export_original
+
+    options_path, weights_path = export_original(args.model, args.output_dir, overwrite=args.overwrite)
+    print(f"wrote {options_path} and {weights_path}")
+
+
+def _push(args: argparse.Namespace) -> None:
+    from modeling_elmo.conversion.hub import push_to_hub
+
+    commit_url = push_to_hub(
+        args.model_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+    )
+    print(f"pushed {args.model_dir} to {args.repo_id}: {commit_url}")
+
+
+def _load_embedder(args: argparse.Namespace):
+    from modeling_elmo.embed import EmbedError
+    from modeling_elmo.embedder import ElmoEmbedder, resolve_device
+
+    if args.batch_size < 1:
+        raise EmbedError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    try:
+        device = None if args.device is None else resolve_device(args.device)
+    except ValueError as error:
+        raise EmbedError(str(error)) from None
+    try:
+        return ElmoEmbedder(args.model, device=device, batch_size=args.batch_size, revision=args.revision)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise EmbedError(f"cannot load the model {args.model!r}: {error}") from error
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from modeling_elmo.embed import EmbedOptions, check_input, embed_file, parse_mix_weights, read_vocabulary
+
+    check_input(args.input)
+    options = EmbedOptions(
+        layers=args.layers,
+        mix_weights=parse_mix_weights(args.mix_weights),
+        gamma=args.gamma,
+        pool=None if args.pool == "none" else args.pool,
+        batch_size=args.batch_size,
+        window=args.window,
+        tokenized=args.tokenized,
+        input_format=args.format,
+        use_sentence_keys=args.use_sentence_keys,
+        dtype=args.dtype,
+        encoding_errors=args.encoding_errors,
+        overwrite=args.overwrite,
+        restart=args.restart,
+        progress=not args.no_progress,
+    )
+    vocabulary = read_vocabulary(args.cache_vocab) if args.cache_vocab else None
+    embedder = _load_embedder(args)
+    if vocabulary is not None:
+        embedder.cache_token_embeddings(vocabulary)
+    embed_file(embedder, args.input, args.output, options)
+
+
+def _neighbors(args: argparse.Namespace) -> None:
+    from modeling_elmo.embed import check_input
+    from modeling_elmo.neighbors import format_neighbors, neighbors_from_file, neighbors_to_json
+
+    check_input(args.corpus)
+    result = neighbors_from_file(
+        _load_embedder(args), args.corpus, args.query, args.word, args.index, args.k, args.tokenized
+    )
+    print(neighbors_to_json(result) if args.json else format_neighbors(result))
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    parser.add_argument("--model", required=True, help="a converted model folder or a Hugging Face Hub id")
+    parser.add_argument("--revision", help="the Hub revision (branch, tag or commit) of --model")
+    parser.add_argument("--device", help="where to run the model, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument(
+        "--batch-size", type=int, default=batch_size, help=f"sentences per batch (default {batch_size})"
+    )
+    parser.add_argument(
+        "--tokenized", action="store_true", help="the input's words are already separated by spaces (no splitting)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,30 +154,144 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert an original bilm-tf ELMo into a folder that AutoModel/AutoTokenizer load "
         "(also with trust_remote_code=True where this package is not installed).",
     )
-    convert.add_argument("--options", required=True, help="the model's options.json")
-    convert.add_argument("--weights", required=True, help="the model's weights.hdf5")
+    from modeling_elmo.conversion.presets import ALLENNLP_BASE_URL, PUBLISHED_MODELS
+
+    convert.add_argument(
+        "--preset",
+        choices=list(PUBLISHED_MODELS),
+        help="a published English model: download its files (cached; interrupted downloads resume) and convert it",
+    )
+    convert.add_argument("--options", help="the model's options.json: a local file or a URL (overrides the preset's)")
+    convert.add_argument("--weights", help="the model's weights.hdf5: a local file or a URL (overrides the preset's)")
     convert.add_argument("--output-dir", required=True, help="folder to write (must be empty or absent)")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     convert.add_argument(
+        "--download-dir", help="where downloads are kept (default: $XDG_CACHE_HOME/modeling_elmo or ~/.cache/...)"
+    )
+    convert.add_argument("--mirror", help=f"base URL to download preset files from instead of {ALLENNLP_BASE_URL}")
+    convert.add_argument("--weights-sha256", help="the expected SHA-256 of the weight file (checked after download)")
+    convert.add_argument("--push-to-hub", metavar="ORG/NAME", help="then publish the folder to this Hub model repo")
+    convert.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
+    convert.add_argument(
         "--word-splitter",
         choices=("moses", "whitespace"),
-        default="moses",
-        help="how the tokenizer splits raw text into words (default: moses, as the published models' data)",
+        help="how the tokenizer splits raw text into words (default: moses, as the published English models' data; "
+        "whitespace with --elmoformanylangs)",
+    )
+    convert.add_argument(
+        "--elmoformanylangs",
+        metavar="MODEL_DIR",
+        help="convert this ELMoForManyLangs model folder (config.json, its architecture JSON, char.dic, word.dic, "
+        "token_embedder.pkl, encoder.pkl) instead of a bilm-tf model",
     )
     convert.set_defaults(handler=_convert)
+
+    export = commands.add_parser(
+        "export-original",
+        help="write a converted folder back as original bilm-tf files (options.json + weights.hdf5)",
+        description="Export a Hugging Face ELMo folder to the original bilm-tf format, dataset for dataset, so that "
+        "AllenNLP and bilm-tf load it again (original -> HF -> original is bit-for-bit identical).",
+    )
+    export.add_argument("--model", required=True, help="the converted model folder")
+    export.add_argument("--output-dir", required=True, help="folder to write (must be empty or absent)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    export.set_defaults(handler=_export_original)
+
+    push = commands.add_parser(
+        "push",
+        help="publish a converted folder to the Hugging Face Hub in one commit",
+        description="Upload a converted folder (model card, config, safetensors, tokenizer, remote code) to a Hub "
+        "model repo in one commit. Authenticates with HF_TOKEN or the token stored by `hf auth login`.",
+    )
+    push.add_argument("model_dir", metavar="DIR", help="the converted model folder")
+    push.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Hub model repo (created if needed)")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--revision", help="the branch to commit to (created from main if needed; default: main)")
+    push.add_argument("--commit-message", help="the commit message")
+    push.set_defaults(handler=_push)
+
+    embed = commands.add_parser(
+        "embed",
+        help="embed a text file (one sentence per line) into HDF5, one dataset of ELMo vectors per line",
+        description="Embed every line of INPUT with ELMo into OUTPUT.hdf5: one dataset per line, named by its "
+        "0-based line index (or the sentence with --use-sentence-keys), shape (layers, words, 2P) for --layers all "
+        "and (words, 2P) otherwise, plus a sentence_to_index JSON dataset (the old `allennlp elmo` layout). "
+        "Interrupted runs continue where they stopped when the same command is run again.",
+    )
+    embed.add_argument("input", help="a text file (one sentence per line), a .jsonl file, or - for standard input")
+    embed.add_argument("output", help="the HDF5 file to write")
+    _add_model_arguments(embed, batch_size=64)
+    layers = embed.add_mutually_exclusive_group()
+    layers.add_argument(
+        "--layers",
+        default="all",
+        help="all (every layer), top, average, mix (with --mix-weights, --gamma) or a layer number (default: all)",
+    )
+    for name in ("all", "top", "average"):
+        layers.add_argument(f"--{name}", dest="layers", action="store_const", const=name, help=f"= --layers {name}")
+    embed.add_argument("--mix-weights", help="with --layers mix: one comma-separated weight per layer, used as given")
+    embed.add_argument("--gamma", type=float, help="with --layers mix: the scale of the mix (default 1.0)")
+    embed.add_argument(
+        "--pool", choices=("none", "mean", "max"), default="none", help="one vector per sentence (default: none)"
+    )
+    embed.add_argument(
+        "--use-sentence-keys", action="store_true", help="name each dataset by its sentence instead of its line index"
+    )
+    embed.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="type of the stored vectors")
+    embed.add_argument(
+        "--format", choices=("auto", "txt", "jsonl"), default="auto", help="input format (auto: by the file suffix)"
+    )
+    embed.add_argument(
+        "--encoding-errors",
+        choices=("strict", "replace"),
+        default="strict",
+        help="invalid UTF-8 in the input: stop with the line named (strict, default) or use U+FFFD (replace)",
+    )
+    embed.add_argument(
+        "--window", type=int, default=1000, help="lines sorted by length and written together (default 1000)"
+    )
+    embed.add_argument(
+        "--cache-vocab", help="a file of frequent words (one per line) whose token vectors to precompute"
+    )
+    embed.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT once the new one is done")
+    embed.add_argument("--restart", action="store_true", help="discard an interrupted run's work instead of resuming")
+    embed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    embed.set_defaults(handler=_embed)
+
+    neighbors = commands.add_parser(
+        "neighbors",
+        help="nearest occurrences of a word in context, per layer (the paper's polysemy demonstration)",
+        description="For a word of a query sentence, list the corpus word occurrences with the most similar "
+        "vectors (cosine), for each layer: layer 0 is context-free, the biLSTM layers follow the word's sense.",
+    )
+    neighbors.add_argument("--corpus", required=True, help="a text file (one sentence per line), .jsonl, or -")
+    neighbors.add_argument("--query", required=True, help="the sentence with the word to look up")
+    target = neighbors.add_mutually_exclusive_group(required=True)
+    target.add_argument("--word", help="the word of the query (its first occurrence)")
+    target.add_argument("--index", type=int, help="the 0-based position of the word among the query's words")
+    neighbors.add_argument("-k", type=int, default=5, help="occurrences to list per layer (default 5)")
+    neighbors.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_model_arguments(neighbors, batch_size=64)
+    neighbors.set_defaults(handler=_neighbors)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `elmo` command; returns the exit status (2 for bad input, with a message on stderr)."""
     from modeling_elmo.conversion.original import ConversionError
+    from modeling_elmo.embed import EmbedError
 
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except ConversionError as error:
+    except (ConversionError, EmbedError) as error:
         print(f"elmo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command != "embed":
+            raise
+        print("elmo embed: interrupted; run the same command again to finish the job", file=sys.stderr)
+        return 130
     return 0
 
 

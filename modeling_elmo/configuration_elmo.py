@@ -8,6 +8,17 @@ from transformers import PreTrainedConfig
 
 ACTIVATIONS = ("relu", "tanh")
 STATE_MODES = ("stateless", "stateful", "primed")
+CHARACTER_SCHEMES = ("utf8_bytes", "dictionary")
+
+# The special character ids of the "utf8_bytes" scheme (bilm-tf's 256-260, +1 so that 0 means "no word"); they are
+# the defaults of the `*_char_id` fields, and the only values that scheme allows.
+UTF8_SPECIAL_CHAR_IDS = {
+    "begin_of_word_char_id": 259,
+    "end_of_word_char_id": 260,
+    "padding_char_id": 261,
+    "begin_of_sentence_char_id": 257,
+    "end_of_sentence_char_id": 258,
+}
 
 # The published English models' character CNN: (width, number of filters) pairs, F = 2048.
 DEFAULT_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
@@ -35,6 +46,29 @@ class ElmoConfig(PreTrainedConfig):
         state_mode: `"stateless"` (zero initial state on every call, deterministic), `"stateful"` (the
             original: each batch row's final state is that row's initial state in the next call) or
             `"primed"` (deterministic, from a stored warmed-up initial state, see `ElmoModel.prime_states`).
+        character_scheme: what the character ids mean: `"utf8_bytes"` (bilm-tf and AllenNLP: a word's UTF-8
+            bytes + 1) or `"dictionary"` (ELMoForManyLangs: ids from a character dictionary + 1, which is saved
+            with the tokenizer).
+        begin_of_word_char_id, end_of_word_char_id, padding_char_id: the ids that open a word's row, close it and
+            fill it after the end; with the sentence markers' ids `begin_of_sentence_char_id` and
+            `end_of_sentence_char_id` they make the rows `[begin-of-word, marker, end-of-word, padding…]` of the
+            `<S>`/`</S>` words the model adds around every sentence. Fixed for `"utf8_bytes"`; for
+            `"dictionary"` the converter takes them from the character dictionary.
+        word_embedding_dim: width of a word embedding concatenated before the projection, as
+            `[word vector; character features]` (ELMoForManyLangs models with `word_dim > 0`); 0 for none.
+        word_vocab_size: rows of that word embedding (0 without one). The word dictionary is saved with the
+            tokenizer, which then also returns `word_ids`.
+        begin_of_sentence_word_id, end_of_sentence_word_id: the word ids of the `<S>`/`</S>` words (with a word
+            embedding only).
+        lm_vocab_size: rows of the language-model softmax of `ElmoForBidirectionalLM` (its word vocabulary, saved as
+            `vocab.txt` beside the weights); 0 for a model without one.
+        lm_begin_of_sentence_id, lm_end_of_sentence_id, lm_unknown_id: the softmax rows of `<S>`, `</S>` and `<UNK>`
+            (required with `lm_vocab_size > 0`).
+        lm_num_sampled: negative words sampled per training batch for the sampled softmax (8192 in the original);
+            0, or a value at least the vocabulary size, trains with the full softmax. Evaluation always uses the
+            full softmax.
+        lm_dropout: dropout on every LSTM layer's input and on the top layer's output while training the
+            language model (0.1 in the original).
     """
 
     model_type = "elmo"
@@ -54,6 +88,22 @@ class ElmoConfig(PreTrainedConfig):
         projection_clip: float | None = 3.0,
         use_skip_connections: bool = True,
         state_mode: str = "stateless",
+        character_scheme: str = "utf8_bytes",
+        begin_of_word_char_id: int = UTF8_SPECIAL_CHAR_IDS["begin_of_word_char_id"],
+        end_of_word_char_id: int = UTF8_SPECIAL_CHAR_IDS["end_of_word_char_id"],
+        padding_char_id: int = UTF8_SPECIAL_CHAR_IDS["padding_char_id"],
+        begin_of_sentence_char_id: int = UTF8_SPECIAL_CHAR_IDS["begin_of_sentence_char_id"],
+        end_of_sentence_char_id: int = UTF8_SPECIAL_CHAR_IDS["end_of_sentence_char_id"],
+        word_embedding_dim: int = 0,
+        word_vocab_size: int = 0,
+        begin_of_sentence_word_id: int | None = None,
+        end_of_sentence_word_id: int | None = None,
+        lm_vocab_size: int = 0,
+        lm_begin_of_sentence_id: int | None = None,
+        lm_end_of_sentence_id: int | None = None,
+        lm_unknown_id: int | None = None,
+        lm_num_sampled: int = 8192,
+        lm_dropout: float = 0.1,
         **kwargs: Any,
     ) -> None:
         self.char_embedding_dim = char_embedding_dim
@@ -72,6 +122,22 @@ class ElmoConfig(PreTrainedConfig):
         self.projection_clip = projection_clip
         self.use_skip_connections = use_skip_connections
         self.state_mode = state_mode
+        self.character_scheme = character_scheme
+        self.begin_of_word_char_id = begin_of_word_char_id
+        self.end_of_word_char_id = end_of_word_char_id
+        self.padding_char_id = padding_char_id
+        self.begin_of_sentence_char_id = begin_of_sentence_char_id
+        self.end_of_sentence_char_id = end_of_sentence_char_id
+        self.word_embedding_dim = word_embedding_dim
+        self.word_vocab_size = word_vocab_size
+        self.begin_of_sentence_word_id = begin_of_sentence_word_id
+        self.end_of_sentence_word_id = end_of_sentence_word_id
+        self.lm_vocab_size = lm_vocab_size
+        self.lm_begin_of_sentence_id = lm_begin_of_sentence_id
+        self.lm_end_of_sentence_id = lm_end_of_sentence_id
+        self.lm_unknown_id = lm_unknown_id
+        self.lm_num_sampled = lm_num_sampled
+        self.lm_dropout = lm_dropout
         super().__init__(**kwargs)
         self.validate_elmo()
 
@@ -128,6 +194,59 @@ class ElmoConfig(PreTrainedConfig):
             raise ValueError(f"use_skip_connections must be true or false, got {self.use_skip_connections!r}")
         if self.state_mode not in STATE_MODES:
             raise ValueError(f"state_mode must be one of {STATE_MODES}, got {self.state_mode!r}")
+        self._validate_special_ids()
+        self._validate_language_model()
+
+    def _validate_special_ids(self) -> None:
+        """Check the character scheme's special character ids and the optional word embedding's fields."""
+        if self.character_scheme not in CHARACTER_SCHEMES:
+            raise ValueError(f"character_scheme must be one of {CHARACTER_SCHEMES}, got {self.character_scheme!r}")
+        for name, utf8_value in UTF8_SPECIAL_CHAR_IDS.items():
+            value = getattr(self, name)
+            _require_int(name, value, minimum=1)
+            if self.character_scheme == "utf8_bytes" and value != utf8_value:
+                raise ValueError(f"{name} must be {utf8_value} with character_scheme 'utf8_bytes', got {value}")
+            if value >= self.num_characters:
+                raise ValueError(f"{name} must be below num_characters = {self.num_characters}, got {value}")
+        _require_int("word_embedding_dim", self.word_embedding_dim, minimum=0)
+        _require_int("word_vocab_size", self.word_vocab_size, minimum=1 if self.word_embedding_dim else 0)
+        word_id_names = ("begin_of_sentence_word_id", "end_of_sentence_word_id")
+        if not self.word_embedding_dim:
+            if self.word_vocab_size:
+                raise ValueError(f"word_vocab_size needs word_embedding_dim > 0, got {self.word_vocab_size}")
+            for name in word_id_names:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} needs word_embedding_dim > 0, got {getattr(self, name)}")
+            return
+        for name in word_id_names:
+            value = getattr(self, name)
+            _require_int(name, value, minimum=0)
+            if value >= self.word_vocab_size:
+                raise ValueError(f"{name} must be below word_vocab_size = {self.word_vocab_size}, got {value}")
+
+    def _validate_language_model(self) -> None:
+        """Check the fields of the language-model softmax (`lm_*`)."""
+        _require_int("lm_vocab_size", self.lm_vocab_size, minimum=0)
+        _require_int("lm_num_sampled", self.lm_num_sampled, minimum=0)
+        dropout = self.lm_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"lm_dropout must be a number in [0, 1), got {dropout!r}")
+        names = ("lm_begin_of_sentence_id", "lm_end_of_sentence_id", "lm_unknown_id")
+        if not self.lm_vocab_size:
+            for name in names:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} needs lm_vocab_size > 0, got {getattr(self, name)}")
+            return
+        for name in names:
+            value = getattr(self, name)
+            _require_int(name, value, minimum=0)
+            if value >= self.lm_vocab_size:
+                raise ValueError(f"{name} must be below lm_vocab_size = {self.lm_vocab_size}, got {value}")
+        if len({getattr(self, name) for name in names}) != len(names):
+            raise ValueError(
+                "lm_begin_of_sentence_id, lm_end_of_sentence_id and lm_unknown_id must differ, got "
+                f"{[getattr(self, name) for name in names]}"
+            )
 
     @classmethod
     def from_original_options(cls, options: dict[str, Any], **kwargs: Any) -> ElmoConfig:
@@ -176,6 +295,11 @@ class ElmoConfig(PreTrainedConfig):
 
     def to_original_options(self) -> dict[str, Any]:
         """The bilm-tf `options.json` dict for this config (the inverse of `from_original_options`)."""
+        if self.character_scheme != "utf8_bytes" or self.word_embedding_dim:
+            raise ValueError(
+                "a model with character_scheme 'dictionary' or a word embedding (ELMoForManyLangs) has no bilm-tf "
+                "options: bilm-tf reads UTF-8 bytes and has no word embedding"
+            )
         extra = getattr(self, "original_options_extra", None) or {}
         lstm = dict(extra.get("lstm", {}))
         lstm.update(

@@ -12,6 +12,7 @@ L = LSTM layers; "2" as a leading dimension indexes the direction (0 forward, 1 
 from __future__ import annotations
 
 import math
+import os
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,44 +22,47 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, cached_file
 
 from .configuration_elmo import ElmoConfig
 from .tokenization_elmo import ElmoTokenizer
 
-# Character ids of the sentence markers, after the +1 shift that makes 0 mean "no word".
-BEGIN_OF_WORD, END_OF_WORD, PAD_IN_WORD = 259, 260, 261
-BEGIN_OF_SENTENCE_CHAR, END_OF_SENTENCE_CHAR = 257, 258
 # The LSTM adds this to the forget gate's pre-activation (not stored in the weights, as in bilm-tf).
 FORGET_BIAS = 1.0
 
 
-def sentence_marker_char_ids(marker_char: int, max_characters_per_token: int, device: torch.device) -> torch.Tensor:
-    """The (C,) character ids of a sentence marker word: begin-of-word, the marker, end-of-word, padding."""
-    ids = torch.full((max_characters_per_token,), PAD_IN_WORD, dtype=torch.long, device=device)
-    ids[:3] = torch.tensor([BEGIN_OF_WORD, marker_char, END_OF_WORD], device=device)
+def sentence_marker_char_ids(config: ElmoConfig, device: torch.device) -> torch.Tensor:
+    """The (2, C) character ids of the sentence marker words `<S>` and `</S>`: begin-of-word, the marker,
+    end-of-word, padding, with the ids of the config's character scheme (`[259, 257, 260, 261, …]` and
+    `[259, 258, 260, 261, …]` for UTF-8 bytes)."""
+    ids = torch.full((2, config.max_characters_per_token), config.padding_char_id, dtype=torch.long, device=device)
+    ids[:, 0] = config.begin_of_word_char_id
+    ids[:, 1] = torch.tensor([config.begin_of_sentence_char_id, config.end_of_sentence_char_id], device=device)
+    ids[:, 2] = config.end_of_word_char_id
     return ids
 
 
-def add_sentence_boundaries(char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def add_sentence_boundaries(
+    ids: torch.Tensor, lengths: torch.Tensor, begin: torch.Tensor, end: torch.Tensor
+) -> torch.Tensor:
     """Wrap every sentence as `<S> w_1 … w_n </S>`.
 
     Args:
-        char_ids: (B, T, C) character ids, rows past each sentence's length are ignored.
+        ids: (B, T, …) the words' ids: (B, T, C) character ids, or (B, T) word ids; entries past each
+            sentence's length are ignored.
         lengths: (B,) number of words per sentence.
+        begin, end: the ids of `<S>` and `</S>`, shaped like one word's entry (`ids.shape[2:]`).
 
     Returns:
-        (B, T + 2, C) character ids; positions past `lengths + 2` are zero.
+        (B, T + 2, …) ids; positions past `lengths + 2` are zero.
     """
-    batch_size, num_words, num_chars = char_ids.shape
-    positions = torch.arange(num_words, device=char_ids.device)
-    words = char_ids * (positions[None, :] < lengths[:, None])[..., None]
-    wrapped = torch.cat(
-        [words.new_zeros(batch_size, 1, num_chars), words, words.new_zeros(batch_size, 1, num_chars)], 1
-    )
-    wrapped[:, 0] = sentence_marker_char_ids(BEGIN_OF_SENTENCE_CHAR, num_chars, char_ids.device)
-    rows = torch.arange(batch_size, device=char_ids.device)
-    wrapped[rows, lengths + 1] = sentence_marker_char_ids(END_OF_SENTENCE_CHAR, num_chars, char_ids.device)
+    batch_size, num_words = ids.shape[:2]
+    keep = torch.arange(num_words, device=ids.device)[None, :] < lengths[:, None]
+    words = ids * keep.view(batch_size, num_words, *(1,) * (ids.dim() - 2))
+    edge = words.new_zeros(batch_size, 1, *ids.shape[2:])
+    wrapped = torch.cat([edge, words, edge], 1)
+    wrapped[:, 0] = begin
+    wrapped[torch.arange(batch_size, device=ids.device), lengths + 1] = end
     return wrapped
 
 
@@ -158,19 +162,28 @@ class ElmoHighwayLayer(nn.Module):
 
 
 class ElmoTokenEmbedder(nn.Module):
-    """Character CNN → highway layers → projection: the context-independent token vector (layer 0)."""
+    """Character CNN → highway layers → projection: the context-independent token vector (layer 0).
+
+    With `config.word_embedding_dim > 0` (ELMoForManyLangs models) the projection reads
+    `[word vector; character features]`: the word's row of a word embedding, then the highway output.
+    """
 
     def __init__(self, config: ElmoConfig) -> None:
         super().__init__()
         self.char_cnn = ElmoCharacterCNN(config)
         self.highway = nn.ModuleList(ElmoHighwayLayer(config.num_filters) for _ in range(config.num_highway_layers))
-        self.projection = ElmoLinear(config.num_filters, config.projection_dim)
+        self.word_embedding = (
+            nn.Embedding(config.word_vocab_size, config.word_embedding_dim) if config.word_embedding_dim else None
+        )
+        self.projection = ElmoLinear(config.word_embedding_dim + config.num_filters, config.projection_dim)
 
-    def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
-        """(N, C) character ids → (N, P) token vectors."""
+    def forward(self, char_ids: torch.Tensor, word_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C) character ids, and (N,) word ids with a word embedding → (N, P) token vectors."""
         features = self.char_cnn(char_ids)
         for layer in self.highway:
             features = layer(features)
+        if self.word_embedding is not None:
+            features = torch.cat([self.word_embedding(word_ids), features], dim=-1)
         return self.projection(features)
 
 
@@ -333,10 +346,12 @@ class ElmoBiLstm(nn.Module):
         return layer_outputs, torch.stack(final_cells), torch.stack(final_hiddens)
 
 
-def _row_keys(char_ids: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
-    """An int64 hash of each (N, C) character-id row (wrapping arithmetic); equal rows give equal keys, and
-    the token cache confirms every match on the full row."""
-    return (char_ids * multipliers).sum(dim=-1)
+def _row_keys(char_ids: torch.Tensor, multipliers: torch.Tensor, word_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """An int64 hash of each (N, C) character-id row and, for a model with a word embedding, its (N,) word id
+    (C + 1 multipliers, wrapping arithmetic); equal rows give equal keys, and the token cache confirms every match
+    on the full row and word id."""
+    keys = (char_ids * multipliers[: char_ids.shape[-1]]).sum(dim=-1)
+    return keys if word_ids is None else keys + word_ids * multipliers[-1]
 
 
 @dataclass
@@ -383,6 +398,8 @@ class ElmoPreTrainedModel(PreTrainedModel):
         elif isinstance(module, ElmoTokenEmbedder):
             init.normal_(module.projection.weight, 0.0, math.sqrt(1.0 / module.projection.in_features))
             init.zeros_(module.projection.bias)
+            if module.word_embedding is not None:  # as ELMoForManyLangs starts it (before its row normalisation)
+                init.uniform_(module.word_embedding.weight, -0.25, 0.25)
         elif isinstance(module, ElmoLstmLayer):
             for weight in (module.input_weight, module.recurrent_weight, module.projection_weight):
                 fan_in, fan_out = weight.shape[1], weight.shape[2]
@@ -395,12 +412,16 @@ class ElmoPreTrainedModel(PreTrainedModel):
 
 
 class ElmoModel(ElmoPreTrainedModel):
-    """The ELMo biLM. Input: the tokenizer's `input_ids` (B, T, C) and `attention_mask` (B, T).
+    """The ELMo biLM. Input: the tokenizer's `input_ids` (B, T, C) and `attention_mask` (B, T), and its `word_ids`
+    (B, T) for a model with a word embedding.
 
     The initial LSTM state depends on `config.state_mode`: zeros (`"stateless"`), each batch row's final
     state from the previous call (`"stateful"`, the original behaviour; `reset_states()` clears it), or the
     stored `primed_*_state` buffers (`"primed"`, set by `prime_states`).
     """
+
+    # A language-model folder (`ElmoForBidirectionalLM`) also holds the word softmax, which the biLM does not use.
+    _keys_to_ignore_on_load_unexpected = [r"^softmax\."]
 
     def __init__(self, config: ElmoConfig) -> None:
         super().__init__(config)
@@ -422,12 +443,15 @@ class ElmoModel(ElmoPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        word_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> ElmoModelOutput | tuple[torch.Tensor, ...]:
         """Args:
             input_ids: (B, T, C) character ids from `ElmoTokenizer` (0 = no word).
             attention_mask: (B, T), 1 for words, 0 for right padding; derived from `input_ids` if omitted.
             output_hidden_states: also return all L + 1 layers.
+            word_ids: (B, T) word ids from `ElmoTokenizer`, required exactly when the model has a word embedding
+                (`config.word_embedding_dim > 0`); ignored at padding.
 
         Returns:
             `ElmoModelOutput` (or a tuple) with `last_hidden_state` (B, T, 2P) and optionally `hidden_states`.
@@ -437,11 +461,17 @@ class ElmoModel(ElmoPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         word_mask = self._word_mask(input_ids, attention_mask)
+        self._check_word_ids(word_ids, word_mask)
         lengths = word_mask.sum(dim=1)
-        char_ids = add_sentence_boundaries(input_ids.long(), lengths)
+        char_ids = add_sentence_boundaries(
+            input_ids.long(), lengths, *sentence_marker_char_ids(self.config, input_ids.device)
+        )
+        if word_ids is not None:
+            markers = [self.config.begin_of_sentence_word_id, self.config.end_of_sentence_word_id]
+            word_ids = add_sentence_boundaries(word_ids.long(), lengths, *torch.tensor(markers, device=word_ids.device))
         step_mask = torch.arange(char_ids.shape[1], device=char_ids.device)[None, :] < (lengths[:, None] + 2)
 
-        token_vectors = self.embed_tokens(char_ids, step_mask)
+        token_vectors = self.embed_tokens(char_ids, step_mask, word_ids)
         cell, hidden = self._initial_state(input_ids.shape[0], token_vectors)
         lstm_layers, final_cell, final_hidden = self.bilstm(token_vectors, step_mask, cell, hidden)
         if self.config.state_mode == "stateful":
@@ -455,11 +485,15 @@ class ElmoModel(ElmoPreTrainedModel):
             return tuple(value for value in (layers[-1], hidden_states) if value is not None)
         return ElmoModelOutput(last_hidden_state=layers[-1], hidden_states=hidden_states)
 
-    def embed_tokens(self, char_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token vectors (B, S, P) for the (B, S, C) character ids, computed only where `mask` (B, S) is
-        true and exactly zero elsewhere. Words in the token cache (`cache_token_embeddings`) are looked up."""
+    def embed_tokens(
+        self, char_ids: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Token vectors (B, S, P) for the (B, S, C) character ids (and (B, S) word ids with a word embedding),
+        computed only where `mask` (B, S) is true and exactly zero elsewhere. Words in the token cache
+        (`cache_token_embeddings`) are looked up."""
         flat_mask = mask.reshape(-1)
-        selected = self._cached_or_computed(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask])
+        flat_word_ids = None if word_ids is None else word_ids.reshape(-1)[flat_mask]
+        selected = self._cached_or_computed(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask], flat_word_ids)
         token_vectors = selected.new_zeros(flat_mask.shape[0], selected.shape[-1])
         token_vectors[flat_mask] = selected
         return token_vectors.view(*mask.shape, selected.shape[-1])
@@ -473,52 +507,80 @@ class ElmoModel(ElmoPreTrainedModel):
 
         Args:
             words: the vocabulary (duplicates are fine). The sentence markers are always cached.
-            tokenizer: the `ElmoTokenizer` whose character ids the model receives (default: UTF-8 bytes).
+            tokenizer: the `ElmoTokenizer` whose ids the model receives (default: UTF-8 bytes; required for a
+                model with character_scheme `"dictionary"`).
             batch_size: words per forward pass while filling the cache.
+
+        With a word embedding, a token vector depends on the word id too: each cache entry is a (character-id
+        row, word id) pair, so a word is found only with the id the tokenizer gives it.
 
         The cache lives in non-persistent buffers: it follows `.to(device/dtype)` but is not saved. It is
         bypassed while gradients flow into the token embedder (fine-tuning); call it again after training.
         """
-        num_chars = self.config.max_characters_per_token
-        tokenizer = tokenizer or ElmoTokenizer(max_characters_per_token=num_chars)
+        config = self.config
+        num_chars = config.max_characters_per_token
+        if tokenizer is None:
+            if config.character_scheme != "utf8_bytes":
+                raise ValueError(
+                    f"cache_token_embeddings needs the model's tokenizer (character_scheme {config.character_scheme!r})"
+                )
+            tokenizer = ElmoTokenizer(max_characters_per_token=num_chars)
         device = self.primed_cell_state.device
-        word_char_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(words)), dtype=torch.long, device=device)
-        markers = torch.stack(
-            [
-                sentence_marker_char_ids(marker, num_chars, device)
-                for marker in (BEGIN_OF_SENTENCE_CHAR, END_OF_SENTENCE_CHAR)
-            ]
+        words = list(words)
+        word_char_ids = torch.tensor(tokenizer.convert_tokens_to_ids(words), dtype=torch.long, device=device)
+        char_ids = torch.cat([sentence_marker_char_ids(config, device), word_char_ids.view(-1, num_chars)])
+        word_ids = None
+        if self.token_embedder.word_embedding is None:
+            char_ids = torch.unique(char_ids, dim=0)
+        else:
+            markers = [config.begin_of_sentence_word_id, config.end_of_sentence_word_id]
+            word_ids = torch.tensor(markers + tokenizer.convert_tokens_to_word_ids(words), device=device)
+            entries = torch.unique(torch.cat([char_ids, word_ids[:, None]], dim=1), dim=0)
+            char_ids, word_ids = entries[:, :-1], entries[:, -1]
+        char_chunks = char_ids.split(batch_size)
+        word_chunks = [None] * len(char_chunks) if word_ids is None else word_ids.split(batch_size)
+        vectors = torch.cat(
+            [self.token_embedder(chunk, word_chunk) for chunk, word_chunk in zip(char_chunks, word_chunks, strict=True)]
         )
-        char_ids = torch.cat([markers, word_char_ids.view(-1, num_chars)])
-        char_ids = torch.unique(char_ids, dim=0)
-        vectors = torch.cat([self.token_embedder(chunk) for chunk in char_ids.split(batch_size)])
         multipliers = torch.randint(
-            -(2**62), 2**62, (num_chars,), generator=torch.Generator().manual_seed(0), dtype=torch.long
+            -(2**62), 2**62, (num_chars + 1,), generator=torch.Generator().manual_seed(0), dtype=torch.long
         ).to(device)
-        keys, order = torch.sort(_row_keys(char_ids, multipliers))
+        keys, order = torch.sort(_row_keys(char_ids, multipliers, word_ids))
         self.register_buffer("token_cache_multipliers", multipliers, persistent=False)
         self.register_buffer("token_cache_keys", keys, persistent=False)
         self.register_buffer("token_cache_char_ids", char_ids[order], persistent=False)
+        if word_ids is not None:
+            self.register_buffer("token_cache_word_ids", word_ids[order], persistent=False)
         self.register_buffer("token_cache_vectors", vectors[order], persistent=False)
 
     def clear_token_cache(self) -> None:
         """Drop the token cache built by `cache_token_embeddings`."""
-        for name in ("token_cache_multipliers", "token_cache_keys", "token_cache_char_ids", "token_cache_vectors"):
+        for name in (
+            "token_cache_multipliers",
+            "token_cache_keys",
+            "token_cache_char_ids",
+            "token_cache_word_ids",
+            "token_cache_vectors",
+        ):
             self._buffers.pop(name, None)
 
-    def _cached_or_computed(self, char_ids: torch.Tensor) -> torch.Tensor:
-        """(N, C) character ids → (N, P) token vectors, from the token cache where possible."""
+    def _cached_or_computed(self, char_ids: torch.Tensor, word_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C) character ids (and (N,) word ids with a word embedding) → (N, P) token vectors, from the token
+        cache where possible."""
         fine_tuning = torch.is_grad_enabled() and self.token_embedder.projection.weight.requires_grad
         if "token_cache_keys" not in self._buffers or fine_tuning or char_ids.shape[0] == 0:
-            return self.token_embedder(char_ids)
-        keys = _row_keys(char_ids, self.token_cache_multipliers)
+            return self.token_embedder(char_ids, word_ids)
+        keys = _row_keys(char_ids, self.token_cache_multipliers, word_ids)
         slots = torch.searchsorted(self.token_cache_keys, keys).clamp(max=self.token_cache_keys.shape[0] - 1)
         hits = (self.token_cache_keys[slots] == keys) & (self.token_cache_char_ids[slots] == char_ids).all(dim=-1)
+        if word_ids is not None:
+            hits &= self.token_cache_word_ids[slots] == word_ids
         vectors = self.token_cache_vectors.new_empty(char_ids.shape[0], self.token_cache_vectors.shape[-1])
         vectors[hits] = self.token_cache_vectors[slots[hits]]
         misses = ~hits
         if misses.any():
-            vectors[misses] = self.token_embedder(char_ids[misses]).to(vectors.dtype)
+            missed_word_ids = None if word_ids is None else word_ids[misses]
+            vectors[misses] = self.token_embedder(char_ids[misses], missed_word_ids).to(vectors.dtype)
         return vectors
 
     def _word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -556,6 +618,30 @@ class ElmoModel(ElmoPreTrainedModel):
             raise ValueError("attention_mask must mark words with 1 and only right padding with 0")
         return word_mask
 
+    def _check_word_ids(self, word_ids: torch.Tensor | None, word_mask: torch.Tensor) -> None:
+        """Check that `word_ids` come exactly with a word embedding, shaped (B, T), with ids of its vocabulary."""
+        config = self.config
+        if not config.word_embedding_dim:
+            if word_ids is not None:
+                raise ValueError("word_ids were given, but this model has no word embedding (word_embedding_dim = 0)")
+            return
+        if word_ids is None:
+            raise ValueError(
+                f"this model concatenates a word embedding (word_embedding_dim = {config.word_embedding_dim}): "
+                "pass the word_ids its ElmoTokenizer returns"
+            )
+        if not isinstance(word_ids, torch.Tensor) or tuple(word_ids.shape) != tuple(word_mask.shape):
+            shape = tuple(word_ids.shape) if isinstance(word_ids, torch.Tensor) else type(word_ids).__name__
+            raise ValueError(f"word_ids must be a (batch, words) = {tuple(word_mask.shape)} tensor, got {shape}")
+        if word_ids.dtype.is_floating_point or word_ids.dtype == torch.bool:
+            raise ValueError(f"word_ids must hold integer word ids, got dtype {word_ids.dtype}")
+        used = word_ids[word_mask]
+        if used.numel() and (used.min() < 0 or used.max() >= config.word_vocab_size):
+            raise ValueError(
+                f"word_ids must lie in [0, {config.word_vocab_size - 1}], got values in "
+                f"[{int(used.min())}, {int(used.max())}]"
+            )
+
     def _initial_state(self, batch_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Initial (L, 2, B, D) cells and (L, 2, B, P) hidden states for the configured state mode."""
         mode = self.config.state_mode
@@ -587,18 +673,21 @@ class ElmoModel(ElmoPreTrainedModel):
     def prime_states(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:
         """Set the `"primed"` initial state from warm-up text.
 
-        The batches (tokenizer outputs with `input_ids` and `attention_mask`) run in order with the state
-        carried per row, as in the original stateful protocol; the primed state is the mean over all rows of
-        the final carried state. The result lives in the `primed_*_state` buffers, so it is saved with the
-        model. Switch to it with `model.config.state_mode = "primed"`.
+        The batches (tokenizer outputs: `input_ids`, `attention_mask`, and `word_ids` with a word embedding) run in
+        order with the state carried per row, as in the original stateful protocol; the primed state is the mean
+        over all rows of the final carried state. The result lives in the `primed_*_state` buffers, so it is
+        saved with the model. Switch to it with `model.config.state_mode = "primed"`.
         """
         mode = self.config.state_mode
         self.config.state_mode = "stateful"
         self.reset_states()
         try:
             for batch in batches:
+                word_ids = batch.get("word_ids")
                 self(
-                    input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
+                    input_ids=batch["input_ids"].to(self.device),
+                    attention_mask=batch["attention_mask"].to(self.device),
+                    word_ids=None if word_ids is None else word_ids.to(self.device),
                 )
             if self._carried_state is None:
                 raise ValueError("prime_states needs at least one batch of warm-up text")
@@ -674,3 +763,368 @@ def _masked_layer_norm(layer: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mean = (layer * keep).sum() / count
     variance = (((layer - mean) * keep) ** 2).sum() / count
     return (layer - mean) / torch.sqrt(variance + 1e-12)
+
+
+# The bidirectional language model: the biLM with its word softmax, for training and perplexity.
+
+#: Target id that `ElmoForBidirectionalLM` ignores (padding, or a word left out of the loss).
+LM_IGNORE_INDEX = -100
+#: The language model's word vocabulary inside a model folder: one word per line, line i = softmax row i.
+LM_VOCABULARY_FILE = "vocab.txt"
+
+
+def read_lm_vocabulary(path: str | os.PathLike) -> list[str]:
+    """The words of a vocabulary file, in softmax-row order: one word per line, optionally followed by a tab and
+    its count (as `elmo build-vocab` writes it; the original `vocab-2016-09-10.txt` has no counts)."""
+    with open(path, encoding="utf-8") as handle:
+        return [line.split("\t", 1)[0].strip() for line in handle if line.strip()]
+
+
+def log_uniform_probabilities(ids: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Q(k) = log((k + 2) / (k + 1)) / log(V + 1): the log-uniform (Zipfian) distribution over the ids 0 … V - 1 of
+    a vocabulary sorted by decreasing frequency (float64)."""
+    ids = ids.double()
+    return torch.log1p(1.0 / (ids + 1.0)) / math.log(num_classes + 1)
+
+
+def log_uniform_sample(num_classes: int, num_samples: int, device: torch.device) -> torch.Tensor:
+    """`num_samples` ids drawn with replacement from `log_uniform_probabilities` by inverting its CDF:
+    P(id < k) = log(k + 1) / log(V + 1), so id = floor(exp(u log(V + 1))) - 1 for u uniform in [0, 1)."""
+    uniform = torch.rand(num_samples, device=device, dtype=torch.float64)
+    ids = torch.floor(torch.exp(uniform * math.log(num_classes + 1))) - 1
+    return ids.long().clamp_(0, num_classes - 1)
+
+
+class ElmoSoftmax(nn.Module):
+    """The word softmax shared by both directions: `logits = h W^T + b`, W (V, P), b (V,), as in the original.
+
+    `full_loss` is the exact cross-entropy (evaluation, small vocabularies). `sampled_loss` estimates it for large
+    vocabularies from a few sampled words; see its docstring for the estimator and why it is sound.
+    """
+
+    def __init__(self, vocab_size: int, projection_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab_size, projection_dim))
+        self.bias = nn.Parameter(torch.empty(vocab_size))
+
+    def full_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N, P) top-layer states and (N,) target ids → (N,) negative log-likelihoods under the full softmax,
+        computed in chunks of about 2^24 logits (the Original's 793k-word softmax stays within memory)."""
+        rows = max(1, 2**24 // self.weight.shape[0])
+        losses = [
+            nn.functional.cross_entropy(
+                nn.functional.linear(chunk, self.weight, self.bias).float(), chunk_targets, reduction="none"
+            )
+            for chunk, chunk_targets in zip(hidden.split(rows), targets.split(rows), strict=True)
+        ]
+        return torch.cat(losses) if losses else hidden.new_zeros(0, dtype=torch.float32)
+
+    def sampled_loss(self, hidden: torch.Tensor, targets: torch.Tensor, num_sampled: int) -> torch.Tensor:
+        """(N,) estimates of the full softmax's negative log-likelihoods from `num_sampled` negative words.
+
+        The estimator (importance sampling of the partition function, Bengio & Senécal 2008; Jean et al. 2015):
+        draw S ids with replacement from the log-uniform distribution Q over the frequency-sorted vocabulary (the
+        sampler of the original's `sampled_softmax_loss`), shared by every position of the batch and both
+        directions. With `c_u` the count of each distinct sampled id u and o the logits,
+
+            Z_hat = exp(o_y) + sum over u != y of c_u exp(o_u) / (S Q(u)),    loss = log Z_hat - o_y.
+
+        The sum is an unbiased estimate of sum over k != y of exp(o_k) (accidental hits of the target are left out,
+        the target enters once with weight 1), so Z_hat is unbiased for the partition function Z and the loss is a
+        consistent estimate of the full cross-entropy (its bias, from log's concavity, shrinks like 1/S); its
+        gradient is the self-normalised importance-sampling estimate of the full gradient. Unlike TensorFlow's
+        `sampled_softmax_loss`, which also down-weights the target by 1/(S Q(y)), the value is itself an estimate
+        of the full loss, so `exp(loss)` during training is comparable with the evaluation perplexity. Cost: one
+        (N, U) product over the U <= S distinct sampled ids (frequent words drawn many times are computed once,
+        their multiplicity enters through `c_u`), instead of the (N, V) product of the full softmax.
+        """
+        num_classes = self.weight.shape[0]
+        ids, counts = torch.unique(log_uniform_sample(num_classes, num_sampled, hidden.device), return_counts=True)
+        log_weights = torch.log(counts.double() / (num_sampled * log_uniform_probabilities(ids, num_classes)))
+        sampled = nn.functional.linear(hidden, self.weight[ids], self.bias[ids]).float() + log_weights.float()
+        sampled = sampled.masked_fill(ids[None, :] == targets[:, None], float("-inf"))
+        target_logits = ((hidden * self.weight[targets]).sum(dim=-1) + self.bias[targets]).float()
+        return torch.logsumexp(torch.cat([target_logits[:, None], sampled], dim=1), dim=1) - target_logits
+
+
+@dataclass
+class ElmoLanguageModelOutput(ModelOutput):
+    """Outputs of [`ElmoForBidirectionalLM`].
+
+    Args:
+        loss: ½ (forward_loss + backward_loss), the original's training objective.
+        forward_loss, backward_loss: mean negative log-likelihood per predicted word of each direction (the full
+            softmax in evaluation; the sampled estimate while training with `lm_num_sampled`). The perplexity of a
+            direction is `exp` of its loss.
+        num_targets: (2,) the number of predicted words of the forward and the backward direction.
+    """
+
+    loss: torch.FloatTensor | None = None
+    forward_loss: torch.FloatTensor | None = None
+    backward_loss: torch.FloatTensor | None = None
+    num_targets: torch.LongTensor | None = None
+
+
+class ElmoForBidirectionalLM(ElmoPreTrainedModel):
+    """The ELMo biLM with the word softmax it was trained with: the forward LSTM predicts the next word, the backward
+    LSTM the previous one, both through one softmax (`ElmoSoftmax`); loss = ½ (forward + backward cross-entropy).
+
+    Two input layouts:
+
+    - **Sentences** (`input_ids`, `attention_mask`, `labels` from the tokenizer and the vocabulary): each row is one
+      sentence; the model wraps it as `<S> w_1 … w_n </S>` (as `ElmoModel` does), the forward direction predicts
+      `w_1 … w_n </S>` and the backward direction `w_n … w_1 <S>`. The initial state follows `config.state_mode`,
+      so the outputs and final states are those of `ElmoModel` on the same batch.
+    - **Packed windows** (`backward_input_ids` given; the original training layout): each row is a window of T + 1
+      consecutive tokens of its own endless token stream (sentences wrapped in `<S> … </S>`, back to back);
+      `input_ids`/`labels` are the forward stream's window, `backward_input_ids`/`backward_labels` the window of the
+      backward stream (the same sentences, each reversed: `</S> w_n … w_1 <S>`). Each direction reads the first T
+      tokens of its window and predicts tokens 2 … T + 1, so consecutive windows overlap by one token. The LSTM
+      state is carried per row from one call to the next and detached (truncated back-propagation through time);
+      `reset_states()` starts new streams.
+
+    `labels` hold word ids of the input tokens (`LM_IGNORE_INDEX` = -100 leaves a word out of the loss; out-of-
+    vocabulary words are `<UNK>`); the model shifts them. The vocabulary itself (`vocabulary`, a list of words in
+    softmax-row order) is saved as `vocab.txt` by `save_pretrained` and read back by `from_pretrained`.
+    """
+
+    accepts_loss_kwargs = False  # the loss is a per-batch mean; the Trainer scales it for gradient accumulation
+
+    def __init__(self, config: ElmoConfig) -> None:
+        super().__init__(config)
+        if config.word_embedding_dim:
+            raise ValueError("ElmoForBidirectionalLM supports character-only models (word_embedding_dim = 0)")
+        if not config.lm_vocab_size:
+            raise ValueError("ElmoForBidirectionalLM needs a word vocabulary: set lm_vocab_size and the lm_*_id fields")
+        self.elmo = ElmoModel(config)
+        self.softmax = ElmoSoftmax(config.lm_vocab_size, config.projection_dim)
+        self.dropout = nn.Dropout(config.lm_dropout)
+        self.vocabulary: list[str] | None = None
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """The softmax as bilm-tf starts it (normal with standard deviation 1 / sqrt(P), zero bias); the biLM as in
+        `ElmoPreTrainedModel`."""
+        if isinstance(module, ElmoSoftmax):
+            init.normal_(module.weight, 0.0, 1.0 / math.sqrt(module.weight.shape[1]))
+            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
+
+    def reset_states(self) -> None:
+        """Forget the carried LSTM state (packed streams, or `"stateful"` mode)."""
+        self.elmo.reset_states()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        backward_input_ids: torch.Tensor | None = None,
+        backward_labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ElmoLanguageModelOutput | tuple[torch.Tensor, ...]:
+        """Args:
+            input_ids: sentences (B, T, C) of character ids from `ElmoTokenizer`, or packed forward windows
+                (B, T + 1, C) that already contain the `<S>`/`</S>` tokens.
+            attention_mask: (B, T) for sentences, 1 for words, 0 for right padding; not used with windows.
+            labels: (B, T) or (B, T + 1) word ids of the input tokens (required).
+            backward_input_ids, backward_labels: the backward stream's windows (B, T + 1, C) and word ids (B, T + 1);
+                giving them selects the packed layout.
+
+        Returns:
+            `ElmoLanguageModelOutput` (or a tuple) with the loss, each direction's loss and the target counts.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if labels is None:
+            raise ValueError("ElmoForBidirectionalLM needs labels: the vocabulary ids of the input words")
+        if backward_input_ids is None:
+            vectors, backward_vectors, targets, backward_targets, steps = self._sentence_inputs(
+                input_ids, attention_mask, labels
+            )
+            carry = self.config.state_mode == "stateful"
+            cell, hidden = self.elmo._initial_state(input_ids.shape[0], vectors)
+        else:
+            vectors, backward_vectors, targets, backward_targets, steps = self._window_inputs(
+                input_ids, attention_mask, labels, backward_input_ids, backward_labels
+            )
+            carry = True
+            cell, hidden = self._stream_state(input_ids.shape[0], vectors)
+        top, flat_index, final_cell, final_hidden = self._run_bilstm(vectors, backward_vectors, steps, cell, hidden)
+        if carry:
+            self.elmo._carry_state(final_cell, final_hidden)
+
+        all_targets = torch.stack([targets.reshape(-1)[flat_index], backward_targets.reshape(-1)[flat_index]])
+        keep = all_targets != LM_IGNORE_INDEX
+        num_targets = keep.sum(dim=1)
+        losses = self._word_losses(top[keep], all_targets[keep])
+        forward_sum, backward_sum = losses.split(num_targets.tolist())
+        forward_loss = forward_sum.sum() / num_targets[0].clamp(min=1)
+        backward_loss = backward_sum.sum() / num_targets[1].clamp(min=1)
+        loss = 0.5 * (forward_loss + backward_loss)
+        if not return_dict:
+            return loss, forward_loss, backward_loss, num_targets
+        return ElmoLanguageModelOutput(
+            loss=loss, forward_loss=forward_loss, backward_loss=backward_loss, num_targets=num_targets
+        )
+
+    def _check_labels(self, labels: torch.Tensor, shape: tuple[int, ...], keep: torch.Tensor, name: str) -> None:
+        """Check a (B, T) tensor of word ids: the expected shape, integers, ids of the vocabulary or -100."""
+        if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != shape:
+            found = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ValueError(f"{name} must be a {shape} tensor of word ids, got {found}")
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer word ids, got dtype {labels.dtype}")
+        used = labels[keep & (labels != LM_IGNORE_INDEX)]
+        if used.numel() and (used.min() < 0 or used.max() >= self.config.lm_vocab_size):
+            raise ValueError(
+                f"{name} must lie in [0, {self.config.lm_vocab_size - 1}] (or be {LM_IGNORE_INDEX}), got values in "
+                f"[{int(used.min())}, {int(used.max())}]"
+            )
+
+    def _sentence_inputs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both directions' token vectors (B, S, P) and targets (B, S) in their own reading order, S = n + 2 steps
+        per sentence (`<S> w_1 … w_n </S>` forward, its reverse backward); the last step predicts nothing."""
+        config = self.config
+        word_mask = self.elmo._word_mask(input_ids, attention_mask)
+        self._check_labels(labels, tuple(word_mask.shape), word_mask, "labels")
+        lengths = word_mask.sum(dim=1)
+        steps = lengths + 2
+        num_steps = int(steps.max()) if steps.numel() else 2
+        device = input_ids.device
+        char_ids = add_sentence_boundaries(input_ids.long(), lengths, *sentence_marker_char_ids(config, device))
+        markers = torch.tensor([config.lm_begin_of_sentence_id, config.lm_end_of_sentence_id], device=device)
+        word_ids = add_sentence_boundaries(labels.long(), lengths, *markers)
+        char_ids, word_ids = char_ids[:, :num_steps], word_ids[:, :num_steps]
+        positions = torch.arange(num_steps, device=device)
+        step_mask = positions[None, :] < steps[:, None]
+        vectors = self.elmo.embed_tokens(char_ids, step_mask)
+        reverse = (steps[:, None] - 1 - positions[None, :]).clamp(min=0)
+        backward_vectors = vectors.gather(1, reverse[..., None].expand(-1, -1, vectors.shape[-1]))
+        last = positions[None, :] >= steps[:, None] - 1
+
+        def shifted(ids: torch.Tensor) -> torch.Tensor:
+            return torch.cat([ids[:, 1:], ids[:, :1]], dim=1).masked_fill(last, LM_IGNORE_INDEX)
+
+        return vectors, backward_vectors, shifted(word_ids), shifted(word_ids.gather(1, reverse)), steps
+
+    def _window_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        labels: torch.Tensor,
+        backward_input_ids: torch.Tensor,
+        backward_labels: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both directions' token vectors (B, T, P) and targets (B, T) of packed windows of T + 1 tokens."""
+        if attention_mask is not None:
+            raise ValueError("packed windows (backward_input_ids given) are full: pass no attention_mask")
+        if backward_labels is None:
+            raise ValueError("packed windows need backward_labels with backward_input_ids")
+        if not isinstance(backward_input_ids, torch.Tensor) or backward_input_ids.shape != input_ids.shape:
+            found = tuple(backward_input_ids.shape) if isinstance(backward_input_ids, torch.Tensor) else None
+            raise ValueError(f"backward_input_ids must be shaped like input_ids {tuple(input_ids.shape)}, got {found}")
+        if input_ids.dim() != 3 or input_ids.shape[1] < 2:
+            raise ValueError(f"packed windows must be (batch, T + 1 >= 2, characters), got {tuple(input_ids.shape)}")
+        batch_size, num_steps = input_ids.shape[0], input_ids.shape[1] - 1
+        char_ids = torch.cat([input_ids[:, :-1], backward_input_ids[:, :-1]]).long()
+        full = torch.ones(char_ids.shape[:2], dtype=torch.bool, device=char_ids.device)
+        self.elmo._word_mask(char_ids, full)  # checks the character ids
+        every_token = torch.ones(input_ids.shape[:2], dtype=torch.bool, device=char_ids.device)
+        for name, ids in (("labels", labels), ("backward_labels", backward_labels)):
+            self._check_labels(ids, tuple(input_ids.shape[:2]), every_token, name)
+        vectors, backward_vectors = self.elmo.embed_tokens(char_ids, full).split(batch_size)
+        steps = torch.full((batch_size,), num_steps, dtype=torch.long, device=char_ids.device)
+        return vectors, backward_vectors, labels[:, 1:].long(), backward_labels[:, 1:].long(), steps
+
+    def _stream_state(self, batch_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The carried state of the packed streams, or the configured initial state for new streams."""
+        carried = self.elmo._carried_state
+        if carried is not None and carried[0].shape[2] == batch_size:
+            return carried[0].to(like.dtype), carried[1].to(like.dtype)
+        self.elmo.reset_states()
+        return self.elmo._initial_state(batch_size, like)
+
+    def _run_bilstm(
+        self,
+        vectors: torch.Tensor,
+        backward_vectors: torch.Tensor,
+        steps: torch.Tensor,
+        cell: torch.Tensor,
+        hidden: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the biLSTM with the language model's dropout, each direction over its own (B, S, P) token vectors
+        (left-aligned, `steps` per row), from the (L, 2, B, D) / (L, 2, B, P) initial state.
+
+        Returns:
+            the top layer's outputs (2, N, P) packed time-major over the real steps, the index of each packed
+            position in the flattened (B * S) inputs, and the final cell and hidden states.
+        """
+        num_steps, projection_dim = vectors.shape[1:]
+        order = torch.argsort(steps, descending=True, stable=True)
+        restore = torch.argsort(order)
+        sorted_mask = torch.arange(num_steps, device=steps.device)[None, :] < steps[order][:, None]
+        active_rows = sorted_mask.sum(dim=0).tolist()
+        step_index, sorted_rows = sorted_mask.t().nonzero(as_tuple=True)
+        flat_index = order[sorted_rows] * num_steps + step_index
+        layer_input = torch.stack(
+            [vectors.reshape(-1, projection_dim)[flat_index], backward_vectors.reshape(-1, projection_dim)[flat_index]]
+        )
+        final_cells, final_hiddens = [], []
+        for index, layer in enumerate(self.elmo.bilstm.layers):
+            output, final_cell, final_hidden = layer(
+                self.dropout(layer_input), active_rows, cell[index][:, order], hidden[index][:, order]
+            )
+            if self.config.use_skip_connections and index > 0:
+                output = output + layer_input
+            final_cells.append(final_cell[:, restore])
+            final_hiddens.append(final_hidden[:, restore])
+            layer_input = output
+        return self.dropout(layer_input), flat_index, torch.stack(final_cells), torch.stack(final_hiddens)
+
+    def _word_losses(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-target negative log-likelihoods: sampled while training with `lm_num_sampled`, full otherwise."""
+        num_sampled = self.config.lm_num_sampled
+        if self.training and 0 < num_sampled < self.config.lm_vocab_size:
+            return self.softmax.sampled_loss(hidden, targets, num_sampled)
+        return self.softmax.full_loss(hidden, targets)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the vocabulary as `vocab.txt` (written first, under a temporary
+        name and renamed, so that a push to the Hub includes it)."""
+        if self.vocabulary is not None and kwargs.get("is_main_process", True):
+            if len(self.vocabulary) != self.config.lm_vocab_size:
+                raise ValueError(
+                    f"the vocabulary has {len(self.vocabulary)} words, the softmax {self.config.lm_vocab_size} rows"
+                )
+            os.makedirs(save_directory, exist_ok=True)
+            path = os.path.join(save_directory, LM_VOCABULARY_FILE)
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                handle.writelines(f"{word}\n" for word in self.vocabulary)
+            os.replace(path + ".tmp", path)
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, plus the folder's `vocab.txt` as `model.vocabulary` (None without one)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        hub_options = ("cache_dir", "force_download", "token", "revision", "local_files_only", "subfolder")
+        path = cached_file(
+            pretrained_model_name_or_path,
+            LM_VOCABULARY_FILE,
+            **{name: kwargs[name] for name in hub_options if name in kwargs},
+            _raise_exceptions_for_missing_entries=False,
+        )
+        if path is not None:
+            vocabulary = read_lm_vocabulary(path)
+            if len(vocabulary) != model.config.lm_vocab_size:
+                raise ValueError(
+                    f"{path} has {len(vocabulary)} words, config.json says lm_vocab_size = {model.config.lm_vocab_size}"
+                )
+            model.vocabulary = vocabulary
+        return loaded

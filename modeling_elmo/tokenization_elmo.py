@@ -16,12 +16,32 @@ Character ids (identical to the original TensorFlow biLM and AllenNLP):
 The sentence markers ``<S>``/``</S>`` are *not* produced by the tokenizer: the model adds them
 itself. :func:`bos_char_ids` and :func:`eos_char_ids` give their rows.
 
+Dictionary mode (``character_scheme="dictionary"``, the ELMoForManyLangs models) reproduces that
+project's ids instead:
+
+* a word is cut to its first ``max_characters_per_token - 2`` *characters* (code points), and every
+  character is looked up in the model's character dictionary (unknown characters get ``<oov>``'s id);
+* the row is ``[<eow>, c_1 … c_n, <bow>, <pad>, …]``: ELMoForManyLangs opens every word with the id
+  its dictionary lists for ``<eow>`` and closes it with ``<bow>``'s (in training and inference alike,
+  so its models expect exactly that);
+* the sentence markers are the rows ``[<eow>, <bos>, <bow>, <pad>, …]`` and the same with ``<eos>``;
+  as in ELMoForManyLangs, a word of the text spelled ``<bos>`` or ``<eos>`` gets that row too;
+* every id is then shifted by +1, as above;
+* with a word dictionary (models with a word embedding) the encoding also has ``word_ids``
+  ``(batch, words)``: the dictionary id of each (cut) word, ``<oov>``'s for unknown words and
+  ``<pad>``'s for padding.
+
+The dictionaries are saved as ``char_vocab.json`` and ``word_vocab.json`` (``{entry: id}``) beside
+``tokenizer_config.json``.
+
 This module is copied verbatim to the Hugging Face Hub as remote code, so it imports only the
 standard library, numpy, torch, sacremoses and transformers.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,6 +80,18 @@ EOS_TOKEN = "</S>"
 PAD_TOKEN = "<pad>"
 
 WORD_SPLITTERS = ("moses", "whitespace")
+
+CHARACTER_SCHEMES = ("utf8_bytes", "dictionary")
+#: Entries a character dictionary must have (ELMoForManyLangs' special characters).
+DICTIONARY_SPECIAL_CHARS = ("<bow>", "<eow>", "<oov>", "<pad>", "<bos>", "<eos>")
+#: Entries a word dictionary must have.
+DICTIONARY_SPECIAL_WORDS = ("<oov>", "<pad>")
+#: The sentence-marker words of dictionary mode.
+DICTIONARY_SENTENCE_MARKERS = ("<bos>", "<eos>")
+#: Where the dictionaries are saved, by ``__init__`` argument.
+VOCAB_FILES_NAMES = {"char_vocab_file": "char_vocab.json", "word_vocab_file": "word_vocab.json"}
+#: Stands for a character id that is no character of the dictionary (e.g. ``<oov>``) when decoding.
+UNKNOWN_CHARACTER = "\ufffd"
 
 WordSpan = tuple[str, tuple[int, int]]
 
@@ -123,6 +155,28 @@ def bos_char_ids(max_characters_per_token: int = MAX_CHARACTERS_PER_TOKEN) -> li
 def eos_char_ids(max_characters_per_token: int = MAX_CHARACTERS_PER_TOKEN) -> list[int]:
     """Row of the end-of-sentence marker ``</S>``: ``[BOW, 257, EOW, PAD …]`` + 1."""
     return _marker_char_ids(EOS_CHAR, max_characters_per_token)
+
+
+def _read_vocab_file(path: str | os.PathLike) -> Any:
+    """The JSON content of a saved dictionary, with a clear error for an unreadable file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the dictionary {path}: {error}") from error
+
+
+def _checked_vocab(name: str, vocab: Any, required: Sequence[str]) -> dict[str, int]:
+    """``vocab`` as a ``{entry: id}`` dict, after checking the ids (non-negative ints) and the required entries."""
+    if not isinstance(vocab, Mapping) or not all(isinstance(key, str) for key in vocab):
+        raise ValueError(f"{name} must map strings to ids, got {type(vocab).__name__}")
+    for key, value in vocab.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} ids must be non-negative integers, got {value!r} for {key!r}")
+    missing = [entry for entry in required if entry not in vocab]
+    if missing:
+        raise ValueError(f"{name} lacks the entries {missing}")
+    return dict(vocab)
 
 
 def _is_dropped_by_moses(char: str) -> bool:
@@ -210,6 +264,7 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
     * ``input_ids``: ``(batch, words, max_characters_per_token)`` character ids (see
       :func:`word_to_char_ids`); padding words are all-zero rows;
     * ``attention_mask``: ``(batch, words)``, 1 for real words, 0 for padding;
+    * ``word_ids`` (dictionary mode with a word dictionary only): ``(batch, words)`` word ids;
     * ``offset_mapping`` (with ``return_offsets_mapping=True``): ``(batch, words, 2)`` character
       offsets into the raw text; ``text[start:end]`` is always exactly the word that was encoded.
       For pre-split input (``is_split_into_words=True``) offsets refer to the words joined by single
@@ -232,10 +287,19 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
             models).
         model_max_length: Maximum number of words; unlimited by default (ELMo is an LSTM).
         pad_token: Name of the padding word; its row is all zeros and ``pad_token_id`` is 0.
+        character_scheme: ``"utf8_bytes"`` (default: bilm-tf's UTF-8 byte ids) or ``"dictionary"``
+            (ELMoForManyLangs' dictionary ids, see the module docstring).
+        char_vocab: The character dictionary ``{entry: id}`` of dictionary mode, with the entries
+            ``<bow> <eow> <oov> <pad> <bos> <eos>``.
+        word_vocab: The optional word dictionary of dictionary mode, with ``<oov>`` and ``<pad>``;
+            with it the encodings have ``word_ids``.
+        char_vocab_file, word_vocab_file: The same dictionaries as saved JSON files (what
+            ``from_pretrained`` passes).
         **kwargs: Passed to :class:`~transformers.PreTrainedTokenizerBase` (e.g. ``truncation_side``).
     """
 
     model_input_names = ["input_ids", "attention_mask"]  # noqa: RUF012
+    vocab_files_names = VOCAB_FILES_NAMES
 
     def __init__(
         self,
@@ -244,6 +308,11 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         max_characters_per_token: int = MAX_CHARACTERS_PER_TOKEN,
         model_max_length: int = VERY_LARGE_INTEGER,
         pad_token: str = PAD_TOKEN,
+        character_scheme: str = "utf8_bytes",
+        char_vocab: Mapping[str, int] | None = None,
+        word_vocab: Mapping[str, int] | None = None,
+        char_vocab_file: str | os.PathLike | None = None,
+        word_vocab_file: str | os.PathLike | None = None,
         **kwargs: Any,
     ) -> None:
         if word_splitter not in WORD_SPLITTERS:
@@ -257,14 +326,58 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         self.moses_language = moses_language
         self.max_characters_per_token = max_characters_per_token
         self._splitter = _MosesSplitter(moses_language) if word_splitter == "moses" else _split_whitespace
+        self._set_dictionaries(character_scheme, char_vocab, char_vocab_file, word_vocab, word_vocab_file)
         super().__init__(
             word_splitter=word_splitter,
             moses_language=moses_language,
             max_characters_per_token=max_characters_per_token,
             model_max_length=model_max_length,
             pad_token=pad_token,
+            character_scheme=character_scheme,
             **kwargs,
         )
+        if self.word_vocab is not None:
+            self.model_input_names = [*type(self).model_input_names, "word_ids"]
+
+    def _set_dictionaries(
+        self,
+        character_scheme: str,
+        char_vocab: Mapping[str, int] | None,
+        char_vocab_file: str | os.PathLike | None,
+        word_vocab: Mapping[str, int] | None,
+        word_vocab_file: str | os.PathLike | None,
+    ) -> None:
+        """Check and keep the dictionaries of dictionary mode (given directly or as saved files)."""
+        if character_scheme not in CHARACTER_SCHEMES:
+            raise ValueError(f"character_scheme must be one of {CHARACTER_SCHEMES}, got {character_scheme!r}")
+        self.character_scheme = character_scheme
+        if char_vocab is None and char_vocab_file is not None:
+            char_vocab = _read_vocab_file(char_vocab_file)
+        if word_vocab is None and word_vocab_file is not None:
+            word_vocab = _read_vocab_file(word_vocab_file)
+        if character_scheme == "utf8_bytes":
+            if char_vocab is not None or word_vocab is not None:
+                raise ValueError("character dictionaries and word dictionaries need character_scheme='dictionary'")
+            self.char_vocab = self.word_vocab = None
+            return
+        if char_vocab is None:
+            raise ValueError(
+                f"character_scheme='dictionary' needs the character dictionary: pass char_vocab, or keep "
+                f"{VOCAB_FILES_NAMES['char_vocab_file']} beside tokenizer_config.json"
+            )
+        self.char_vocab = _checked_vocab("char_vocab", char_vocab, DICTIONARY_SPECIAL_CHARS)
+        self.word_vocab = (
+            None if word_vocab is None else _checked_vocab("word_vocab", word_vocab, DICTIONARY_SPECIAL_WORDS)
+        )
+        # The +1-shifted ids of the specials; ELMoForManyLangs opens words with <eow>'s id, closes them with <bow>'s.
+        shifted = {entry: self.char_vocab[entry] + CHAR_ID_OFFSET for entry in DICTIONARY_SPECIAL_CHARS}
+        self._begin_of_word, self._end_of_word = shifted["<eow>"], shifted["<bow>"]
+        self._padding_char, self._unknown_char = shifted["<pad>"], shifted["<oov>"]
+        self._sentence_marker_chars = {marker: shifted[marker] for marker in DICTIONARY_SENTENCE_MARKERS}
+        specials = set(DICTIONARY_SPECIAL_CHARS)
+        self._char_of_id = {
+            char_id + CHAR_ID_OFFSET: char for char, char_id in self.char_vocab.items() if char not in specials
+        }
 
     # ------------------------------------------------------------------ vocabulary-like API
 
@@ -289,11 +402,35 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
 
     @property
     def vocab_size(self) -> int:
-        """Number of distinct character ids (262); there is no word vocabulary."""
-        return NUM_CHAR_IDS
+        """Number of distinct character ids incl. 0 (262 for UTF-8 bytes; the largest dictionary id + 2 in
+        dictionary mode): the rows of the model's character embedding."""
+        if self.char_vocab is None:
+            return NUM_CHAR_IDS
+        return max(self.char_vocab.values()) + CHAR_ID_OFFSET + 1
 
     def __len__(self) -> int:
-        return NUM_CHAR_IDS
+        return self.vocab_size
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        """The `ElmoConfig` fields that this tokenizer's ids fix: the five special character ids and, with a
+        word dictionary, the word ids of the sentence markers (``<oov>``'s where the dictionary lacks them)."""
+        if self.char_vocab is None:
+            ids = {"begin_of_word_char_id": BOW_CHAR, "end_of_word_char_id": EOW_CHAR, "padding_char_id": PAD_CHAR}
+            ids.update(begin_of_sentence_char_id=BOS_CHAR, end_of_sentence_char_id=EOS_CHAR)
+            return {name: char_id + CHAR_ID_OFFSET for name, char_id in ids.items()}
+        ids = {
+            "begin_of_word_char_id": self._begin_of_word,
+            "end_of_word_char_id": self._end_of_word,
+            "padding_char_id": self._padding_char,
+            "begin_of_sentence_char_id": self._sentence_marker_chars["<bos>"],
+            "end_of_sentence_char_id": self._sentence_marker_chars["<eos>"],
+        }
+        if self.word_vocab is not None:  # the markers are whole words, never cut
+            unknown = self.word_vocab["<oov>"]
+            ids["begin_of_sentence_word_id"] = self.word_vocab.get("<bos>", unknown)
+            ids["end_of_sentence_word_id"] = self.word_vocab.get("<eos>", unknown)
+        return ids
 
     def get_vocab(self) -> dict[str, int]:
         """Empty: ELMo's vocabulary is open, every string is a valid word."""
@@ -318,8 +455,18 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         return 0
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
-        """Nothing to save: all settings live in ``tokenizer_config.json``."""
-        return ()
+        """The dictionaries of dictionary mode as JSON files; nothing in UTF-8 mode (all its settings live in
+        ``tokenizer_config.json``)."""
+        paths = []
+        for argument, vocab in (("char_vocab_file", self.char_vocab), ("word_vocab_file", self.word_vocab)):
+            if vocab is None:
+                continue
+            name = (filename_prefix + "-" if filename_prefix else "") + VOCAB_FILES_NAMES[argument]
+            path = os.path.join(save_directory, name)
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(vocab, handle, ensure_ascii=False, indent=0)
+            paths.append(path)
+        return tuple(paths)
 
     # ------------------------------------------------------------------ words
 
@@ -339,16 +486,51 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> list[int] | list[list[int]]:
         """Character ids of one word (a row) or of several words (a list of rows)."""
         if isinstance(tokens, str):
-            return word_to_char_ids(tokens, self.max_characters_per_token)
-        return [word_to_char_ids(token, self.max_characters_per_token) for token in tokens]
+            return self._char_ids(tokens)
+        return [self._char_ids(token) for token in tokens]
+
+    def convert_tokens_to_word_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Word ids of several words (dictionary mode with a word dictionary): each word cut like its characters,
+        then looked up; unknown words get ``<oov>``'s id."""
+        if self.word_vocab is None:
+            raise ValueError("this tokenizer has no word dictionary, so no word ids")
+        cut = self.max_characters_per_token - 2
+        unknown = self.word_vocab["<oov>"]
+        return [self.word_vocab.get(token[:cut], unknown) for token in tokens]
+
+    def _char_ids(self, word: str) -> list[int]:
+        """The row of character ids of one word in this tokenizer's scheme."""
+        if self.char_vocab is None:
+            return word_to_char_ids(word, self.max_characters_per_token)
+        if not isinstance(word, str):
+            raise TypeError(f"word must be a str, got {type(word).__name__}")
+        word = word[: self.max_characters_per_token - 2]
+        if word in self._sentence_marker_chars:
+            chars = [self._sentence_marker_chars[word]]
+        else:
+            known = self.char_vocab
+            chars = [known[char] + CHAR_ID_OFFSET if char in known else self._unknown_char for char in word]
+        ids = [self._begin_of_word, *chars, self._end_of_word]
+        return ids + [self._padding_char] * (self.max_characters_per_token - len(ids))
+
+    def _sentence_marker_rows(self, length: int) -> tuple[list[int], list[int]]:
+        """The rows of ``<S>`` and ``</S>`` (as the model adds them) for rows of ``length`` ids."""
+        if self.char_vocab is None:
+            return bos_char_ids(length), eos_char_ids(length)
+        rows = []
+        for marker in DICTIONARY_SENTENCE_MARKERS:
+            row = [self._begin_of_word, self._sentence_marker_chars[marker], self._end_of_word]
+            rows.append(row + [self._padding_char] * (length - 3))
+        return rows[0], rows[1]
 
     def _special_token_of_row(self, row: list[int]) -> str | None:
         """The pad token for an all-zero row, ``<S>``/``</S>`` for the marker rows, else ``None``."""
         if not any(row):
             return str(self.pad_token or PAD_TOKEN)
-        if row == bos_char_ids(len(row)):
+        bos_row, eos_row = self._sentence_marker_rows(len(row))
+        if row == bos_row:
             return BOS_TOKEN
-        if row == eos_char_ids(len(row)):
+        if row == eos_row:
             return EOS_TOKEN
         return None
 
@@ -358,6 +540,8 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
             special = self._special_token_of_row(row)
             if special is not None:
                 return None if skip_special_tokens else special
+        if self.char_vocab is not None:
+            return self._dictionary_row_to_word(row)
         data = bytearray()
         chars = [char_id - CHAR_ID_OFFSET for char_id in row]
         for char in chars[1:] if chars and chars[0] == BOW_CHAR else chars:
@@ -366,6 +550,17 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
             if 0 <= char < 256:
                 data.append(char)
         return data.decode("utf-8", errors="replace")
+
+    def _dictionary_row_to_word(self, row: list[int]) -> str:
+        """The characters of a dictionary-mode row up to its end-of-word id; ids of no character (``<oov>``, a
+        special in the middle) decode as U+FFFD."""
+        chars = row[1:] if row and row[0] == self._begin_of_word else row
+        word = []
+        for char_id in chars:
+            if char_id in (self._end_of_word, self._padding_char, PADDING_CHAR_ID):
+                break
+            word.append(self._char_of_id.get(char_id, UNKNOWN_CHARACTER))
+        return "".join(word)
 
     def convert_ids_to_tokens(self, ids: Any, skip_special_tokens: bool = False) -> str | list[str] | None:
         """Words from character ids.
@@ -503,14 +698,18 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
             return_attention_mask = "attention_mask" in self.model_input_names
         keys = ["input_ids"]
         keys += ["attention_mask"] if return_attention_mask else []
+        keys += ["word_ids"] if self.word_vocab is not None else []
         keys += ["special_tokens_mask"] if return_special_tokens_mask else []
         keys += ["offset_mapping"] if return_offsets_mapping else []
         keys += ["length"] if return_length else []
         examples = []
         for spans in sequences:
-            example: dict[str, Any] = {"input_ids": self.convert_tokens_to_ids([word for word, _ in spans])}
+            words = [word for word, _ in spans]
+            example: dict[str, Any] = {"input_ids": self.convert_tokens_to_ids(words)}
             if return_attention_mask:
                 example["attention_mask"] = [1] * len(spans)
+            if self.word_vocab is not None:
+                example["word_ids"] = self.convert_tokens_to_word_ids(words)
             if return_special_tokens_mask:
                 example["special_tokens_mask"] = [0] * len(spans)
             if return_offsets_mapping:
@@ -620,6 +819,8 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         for key, value in _PAD_VALUES.items():
             if key in encoded_inputs:
                 encoded_inputs[key] = list(encoded_inputs[key]) + [value] * difference
+        if "word_ids" in encoded_inputs and self.word_vocab is not None:
+            encoded_inputs["word_ids"] = list(encoded_inputs["word_ids"]) + [self.word_vocab["<pad>"]] * difference
         return encoded_inputs
 
     def _pad_examples(
@@ -651,7 +852,7 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         if return_tensors is None:
             return BatchEncoding(data if batched else {key: value[0] for key, value in data.items()})
         for key in keys:
-            if key == "input_ids" or key in _PAD_VALUES:
+            if key in ("input_ids", "word_ids") or key in _PAD_VALUES:
                 data[key] = self._to_tensor(self._stack(key, data[key]), return_tensors)
         return BatchEncoding(data, tensor_type=return_tensors)
 

@@ -342,9 +342,9 @@ def test_token_cache_gives_the_uncached_results(tokenizer):
     computed = []
     original_embedder = model.token_embedder.forward
 
-    def counting_embedder(char_ids):
+    def counting_embedder(char_ids, word_ids=None):
         computed.append(char_ids.shape[0])
-        return original_embedder(char_ids)
+        return original_embedder(char_ids, word_ids)
 
     model.token_embedder.forward = counting_embedder
     cached, _ = run(model, tokenizer, texts)

@@ -1,0 +1,87 @@
+"""Export a Hugging Face ELMo folder back to the original bilm-tf files (`options.json` + `weights.hdf5`).
+
+The weight file gets exactly the datasets bilm-tf's `dump_weights` writes (names, shapes, float32, contiguous
+storage), so AllenNLP and bilm-tf load it again. The mapping is the converter's own layout
+(`original.parameter_layout`) run backwards: each parameter is cut into the blocks it was assembled from, each
+block transposed back and written to its dataset's rows. Nothing is rounded, so original → Hugging Face →
+original reproduces every dataset bit for bit. The zero padding row of the character embedding and the
+`primed_*_state` buffers have no counterpart in the original format and are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from modeling_elmo.conversion.folder import ModelFolder, read_model_folder
+from modeling_elmo.conversion.original import (
+    ConversionError,
+    _replace_dir,
+    check_output_dir,
+    expected_datasets,
+    parameter_layout,
+)
+from modeling_elmo.conversion.safetensors_stream import SafetensorsError, read_tensor
+
+OPTIONS_NAME = "options.json"
+WEIGHTS_HDF5_NAME = "weights.hdf5"
+
+
+def export_original(
+    model_dir: str | os.PathLike, output_dir: str | os.PathLike, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write `options.json` and `weights.hdf5` for the model in `model_dir` into `output_dir` (built beside it
+    and renamed into place: a failure leaves nothing). Returns the two paths."""
+    output_dir = check_output_dir(output_dir, overwrite)
+    folder = read_model_folder(model_dir)
+    config = folder.config
+    dataset_shapes = expected_datasets(config)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        (staging / OPTIONS_NAME).write_text(json.dumps(config.to_original_options()), encoding="utf-8")
+        with h5py.File(staging / WEIGHTS_HDF5_NAME, "w") as handle:
+            for name, shape in dataset_shapes.items():
+                handle.create_dataset(name, shape=shape, dtype=np.float32)
+            for name, (_, blocks) in parameter_layout(config).items():
+                flat = _read_tensor(folder, name).reshape(-1)
+                start = 0
+                for block in blocks:
+                    if block.dataset is None:  # the embedding's padding row, the primed states
+                        size = int(np.prod(block.zeros_shape))
+                        if name.startswith("primed_") and np.any(flat[start : start + size]):
+                            warnings.warn(
+                                f"{name} (a primed LSTM state) has no place in the original format and is left out",
+                                stacklevel=2,
+                            )
+                        start += size
+                        continue
+                    rows = block.rows if block.rows is not None else slice(None)
+                    source_shape = (len(range(*rows.indices(dataset_shapes[block.dataset][0]))),)
+                    source_shape += dataset_shapes[block.dataset][1:]
+                    block_shape = tuple(source_shape[axis] for axis in block.axes) if block.axes else source_shape
+                    size = int(np.prod(block_shape))
+                    piece = flat[start : start + size].reshape(block_shape)
+                    if block.axes:
+                        piece = piece.transpose(np.argsort(block.axes))
+                    handle[block.dataset][rows] = piece
+                    start += size
+        _replace_dir(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output_dir / OPTIONS_NAME, output_dir / WEIGHTS_HDF5_NAME
+
+
+def _read_tensor(folder: ModelFolder, name: str) -> np.ndarray:
+    """One tensor as float32 (float16/bfloat16 widen exactly, float64 is rounded)."""
+    try:
+        return read_tensor(folder.weights_path, folder.header, name)
+    except (OSError, SafetensorsError) as error:
+        raise ConversionError(f"{folder.weights_path}: tensor {name!r} cannot be read ({error})") from error

@@ -1,0 +1,625 @@
+"""`elmo embed`: a text file → one HDF5 dataset of ELMo vectors per line, resumable after an interruption.
+
+Output layout (that of the old `allennlp elmo` command, so existing readers work unchanged):
+
+- one dataset per input line, named by its 0-based line index (`"0"`, `"1"`, …) or, with `use_sentence_keys`,
+  by the sentence itself; shape (L + 1, words, 2P) for `layers="all"`, (words, 2P) for every other choice,
+  (L + 1, 2P) / (2P,) with `pool`; a blank line gives zero words ((L + 1, 0, 2P) or (0, 2P); zeros when pooled);
+- `sentence_to_index`: a (1,) string dataset holding the JSON object {sentence: dataset name}
+  (`json.loads(f["sentence_to_index"][0])`); a sentence that occurs more than once maps to its first line.
+- the datasets are created in input order (the file tracks creation order, so `list(f)` is in input order).
+
+A "sentence" is the line without its line break and surrounding whitespace. Input: a UTF-8 text file with one
+sentence per line (`--tokenized`: words already separated by whitespace), or JSON Lines (`.jsonl`: each line a
+string, a list of words, or an object with `"text"` or `"tokens"`); `-` reads standard input. Invalid UTF-8 is
+an error naming the line and byte (or, with `encoding_errors="replace"`, becomes U+FFFD). With
+`use_sentence_keys`, a sentence that cannot name a dataset (empty, `.`, containing `/` or NUL, or
+`sentence_to_index`) is an error naming its line, and repeated sentences are stored once (first occurrence).
+
+Streaming: the input is read one window of `window` lines at a time; inside a window the sentences are sorted by
+length into batches (little padding), and each result is written as soon as its batch is done, so memory holds one
+window of text and one batch of vectors, whatever the size of the input. Besides that, only the
+`sentence_to_index` bookkeeping grows with the input (about 100 bytes per distinct sentence, plus the JSON text at
+the very end).
+
+Resumability: all work happens in a folder next to the output, `OUTPUT.parts/`:
+
+1. `job.json` records the model's fingerprint (a hash of its weights, configuration and tokenizer settings) and
+   every option that changes the result. A later run with the same output continues that job if its settings are
+   the same, and refuses with the differences listed otherwise (`restart` discards the old job).
+2. Each window's results go to `window-NNNNNNNN.h5`, first written under a `.tmp` name, flushed, closed, fsynced
+   and only then renamed. A window file under its final name is therefore complete; an interruption can only
+   leave a `.tmp` file, which the next run deletes and redoes. Each window file also records a SHA-256 of its
+   input lines' bytes: on resume the input is read again (a file or the same standard input), every done window
+   is checked against it (a changed input is an error, never a silent mix) and skipped.
+3. When all windows are done, the output is assembled from the window files in input order into
+   `OUTPUT.parts/merged.tmp`, fsynced, and renamed onto the output path in one atomic step; then the folder is
+   removed. An interruption during assembly only means assembling again.
+
+A second `elmo embed` on the same output is refused while one runs (an advisory lock on `.OUTPUT.lock`).
+So the output file either does not exist (or is the previous file, with `overwrite`) or is complete: there are
+no partial datasets, and batches are the same in every run (windows are fixed by line number), so a resumed run
+gives exactly the datasets of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import h5py
+import torch
+
+from .pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
+
+if TYPE_CHECKING:
+    from .embedder import ElmoEmbedder
+
+JOB_FORMAT = 1
+INPUT_FORMATS = ("auto", "txt", "jsonl")
+OUTPUT_DTYPES = ("float32", "float16")
+ENCODING_ERRORS = ("strict", "replace")
+INDEX_DATASET = "sentence_to_index"
+STDIN = "-"
+
+
+class EmbedError(Exception):
+    """Bad input or options for `elmo embed`; the message names the file, line or option."""
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """Settings of one `elmo embed` job.
+
+    Args:
+        layers: `"all"`, `"top"`, `"average"`, `"mix"` or a layer number (see `modeling_elmo.pipeline_elmo`).
+        mix_weights: with `layers="mix"`, one weight per layer (used as given).
+        gamma: with `layers="mix"`, the scale (default 1.0).
+        pool: `None`, `"mean"` or `"max"`: one vector per sentence instead of one per word.
+        batch_size: sentences per batch.
+        window: lines read, sorted by length and written together; also the unit of resumption.
+        tokenized: the input's words are already separated by whitespace (no Moses splitting).
+        input_format: `"txt"`, `"jsonl"` or `"auto"` (`.jsonl` files are JSON Lines, all else text).
+        use_sentence_keys: name datasets by their sentence instead of the line index.
+        dtype: `"float32"` or `"float16"`: the stored vectors' type (the model computes in its own dtype).
+        encoding_errors: `"strict"` (invalid UTF-8 is an error naming the line) or `"replace"` (U+FFFD).
+        overwrite: replace an existing output file (it stays untouched until the new one is complete).
+        restart: discard an interrupted job's work instead of continuing it.
+        progress: show a progress bar on stderr.
+    """
+
+    layers: str | int = "all"
+    mix_weights: tuple[float, ...] | None = None
+    gamma: float | None = None
+    pool: str | None = None
+    batch_size: int = 64
+    window: int = 1000
+    tokenized: bool = False
+    input_format: str = "auto"
+    use_sentence_keys: bool = False
+    dtype: str = "float32"
+    encoding_errors: str = "strict"
+    overwrite: bool = False
+    restart: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layers, str) and not self.layers.isdigit() and self.layers not in NAMED_LAYERS:
+            raise EmbedError(f"layers must be one of {', '.join(NAMED_LAYERS)} or a layer number, got {self.layers!r}")
+        if self.pool not in (None, *POOLINGS):
+            raise EmbedError(f"pool must be none, mean or max, got {self.pool!r}")
+        for name in ("batch_size", "window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise EmbedError(f"{name} must be a positive integer, got {value!r}")
+        for name, choices in (
+            ("input_format", INPUT_FORMATS),
+            ("dtype", OUTPUT_DTYPES),
+            ("encoding_errors", ENCODING_ERRORS),
+        ):
+            if getattr(self, name) not in choices:
+                raise EmbedError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.mix_weights is not None:
+            object.__setattr__(self, "mix_weights", tuple(float(weight) for weight in self.mix_weights))
+
+
+@dataclass
+class InputLine:
+    """One input line: its 0-based index, raw bytes (for the window hash), sentence text and, when the input
+    gives them, its words (else the tokenizer splits `sentence`)."""
+
+    index: int
+    raw: bytes
+    sentence: str
+    words: list[str] | None
+
+
+# ----------------------------------------------------------------------------------------------- input
+
+
+def _decode(raw: bytes, name: str, number: int, errors: str) -> str:
+    try:
+        text = raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as error:
+        raise EmbedError(
+            f"{name}:{number}: invalid UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the "
+            "line); fix the input or pass --encoding-errors replace"
+        ) from None
+    return text[1:] if number == 1 and text.startswith("\ufeff") else text
+
+
+def _jsonl_sentence(text: str, name: str, number: int) -> tuple[str, list[str] | None]:
+    """The sentence text and words (or None) of one JSON Lines line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise EmbedError(f"{name}:{number}: not valid JSON ({error.msg} at column {error.colno})") from None
+    field = "the line"
+    if isinstance(value, dict):
+        if "tokens" in value:
+            field, value = "field 'tokens'", value["tokens"]
+        elif "text" in value:
+            field, value = "field 'text'", value["text"]
+        else:
+            raise EmbedError(f"{name}:{number}: a JSON object needs a 'text' or a 'tokens' field")
+    if isinstance(value, str):
+        return value.strip(), None
+    if isinstance(value, list) and all(isinstance(word, str) for word in value):
+        if any(not word or word.isspace() for word in value):
+            raise EmbedError(f"{name}:{number}: {field} has an empty or whitespace-only word")
+        return " ".join(value), list(value)
+    raise EmbedError(
+        f"{name}:{number}: {field} must be a string or a list of strings, got {type(value).__name__} ({value!r:.60})"
+    )
+
+
+def _check_sentence_key(sentence: str, name: str, number: int) -> None:
+    problem = None
+    if not sentence:
+        problem = "it is blank"
+    elif sentence == ".":
+        problem = "'.' is not a valid dataset name"
+    elif "/" in sentence:
+        problem = "it contains '/'"
+    elif "\x00" in sentence:
+        problem = "it contains a NUL character"
+    elif sentence == INDEX_DATASET:
+        problem = f"'{INDEX_DATASET}' is reserved"
+    if problem:
+        raise EmbedError(
+            f"{name}:{number}: with --use-sentence-keys every sentence names its dataset, but {problem}; "
+            "run without --use-sentence-keys (datasets are then named by line index; see sentence_to_index)"
+        )
+
+
+def read_lines(
+    stream: IO[bytes],
+    name: str,
+    *,
+    jsonl: bool = False,
+    tokenized: bool = False,
+    encoding_errors: str = "strict",
+    sentence_keys: bool = False,
+) -> Iterator[InputLine]:
+    """Parse an input one line at a time (lines end at `\\n`; a trailing `\\r` is dropped); errors name `name`
+    and the 1-based line number. `sentence_keys` checks that every sentence can name a dataset."""
+    for index, raw in enumerate(stream):
+        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+        text = _decode(raw, name, index + 1, encoding_errors)
+        if jsonl and text.strip():
+            sentence, words = _jsonl_sentence(text, name, index + 1)
+        else:
+            sentence, words = text.strip(), None
+        if tokenized and words is None:
+            words = sentence.split()
+        if sentence_keys:
+            _check_sentence_key(sentence, name, index + 1)
+        yield InputLine(index, raw, sentence, words)
+
+
+def resolve_input_format(input_path: str | os.PathLike, input_format: str) -> str:
+    """`"txt"` or `"jsonl"`: `"auto"` means JSON Lines for a `.jsonl` file, text otherwise (also for stdin)."""
+    if input_format != "auto":
+        return input_format
+    return "jsonl" if str(input_path) != STDIN and Path(input_path).suffix.lower() == ".jsonl" else "txt"
+
+
+def check_input(input_path: str | os.PathLike) -> str:
+    """The input's name (`-` for standard input) after checking that a file input exists."""
+    name = str(input_path)
+    if name != STDIN and not Path(name).is_file():
+        raise EmbedError(f"the input file {name} does not exist")
+    return name
+
+
+def open_input(name: str) -> AbstractContextManager[IO[bytes]]:
+    """A context giving the input as a binary stream: the file, or standard input for `-` (not closed after)."""
+    return nullcontext(sys.stdin.buffer) if name == STDIN else open(name, "rb")
+
+
+def _count_lines(path: Path) -> int:
+    count, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def _windows(lines: Iterator[InputLine], size: int) -> Iterator[list[InputLine]]:
+    window: list[InputLine] = []
+    for line in lines:
+        window.append(line)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def _window_digest(window: Sequence[InputLine]) -> str:
+    digest = hashlib.sha256()
+    for line in window:
+        digest.update(len(line.raw).to_bytes(8, "little"))
+        digest.update(line.raw)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- the job
+
+
+def model_fingerprint(embedder: ElmoEmbedder) -> str:
+    """SHA-256 of the model's weights and configuration and of the tokenizer's settings and dictionaries."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(embedder.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    config = {key: value for key, value in embedder.model.config.to_dict().items() if not _is_location_key(key)}
+    tokenizer = {
+        key: value
+        for key, value in embedder.tokenizer.init_kwargs.items()
+        if not _is_location_key(key) and not key.endswith("_file")
+    }
+    dictionaries = [getattr(embedder.tokenizer, name, None) for name in ("char_vocab", "word_vocab")]
+    digest.update(json.dumps([config, tokenizer, dictionaries], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _is_location_key(key: str) -> bool:
+    """Config/tokenizer entries that say where or how a model was loaded, not what it computes."""
+    return key.startswith("_") or key in {
+        "name_or_path",
+        "transformers_version",
+        "auto_map",
+        "custom_pipelines",
+        "architectures",
+    }
+
+
+def _job_description(embedder: ElmoEmbedder, options: EmbedOptions, input_format: str) -> dict[str, Any]:
+    settings = asdict(options)
+    for name in ("overwrite", "restart", "progress", "encoding_errors"):
+        del settings[name]
+    settings["input_format"] = input_format
+    settings["layers"] = resolve_layer(options.layers, embedder.num_layers, options.mix_weights, options.gamma)[0]
+    settings["mix_weights"] = list(options.mix_weights) if options.mix_weights is not None else None
+    return {
+        "format": JOB_FORMAT,
+        "model": model_fingerprint(embedder),
+        "device": embedder.device.type,
+        "settings": settings,
+    }
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    changes = []
+    for key in ("format", "model", "device"):
+        if old.get(key) != new[key]:
+            changes.append(f"{key}: {old.get(key)!r:.24} then, {new[key]!r:.24} now")
+    old_settings = old.get("settings", {})
+    for key, value in new["settings"].items():
+        if old_settings.get(key) != value:
+            changes.append(f"{key}: {old_settings.get(key)!r} then, {value!r} now")
+    return changes
+
+
+def _write_json_atomically(path: Path, value: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _window_path(work: Path, number: int) -> Path:
+    return work / f"window-{number:08d}.h5"
+
+
+def _done_window_digest(path: Path) -> str | None:
+    """The input hash of a finished window file, or None if it is unreadable or incomplete (then redone)."""
+    try:
+        with h5py.File(path, "r") as part:
+            count = int(part.attrs["count"])
+            if len(part) != count or len(json.loads(part.attrs["sentences"])) != count:
+                return None
+            return str(part.attrs["digest"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+class _Progress:
+    """A tqdm bar over input lines with the rate of words embedded per second."""
+
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit=" sentences", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+        self.words = 0
+        self.started = time.perf_counter()
+
+    def skip(self, lines: int) -> None:
+        self.bar.update(lines)
+
+    def done(self, words: int) -> None:
+        self.words += words
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{self.words / elapsed:,.0f} tokens/s", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _note(message: str) -> None:
+    print(f"elmo embed: {message}", file=sys.stderr, flush=True)
+
+
+def embed_file(
+    embedder: ElmoEmbedder, input_path: str | os.PathLike, output_path: str | os.PathLike, options: EmbedOptions
+) -> Path:
+    """Embed `input_path` (or `-` for stdin) into the HDF5 file `output_path`; see the module docstring.
+
+    Continues an interrupted job for the same output. Raises `EmbedError` for bad input or options (the output is
+    then not written; finished windows are kept so that a corrected input continues from them).
+    """
+    if embedder.model.config.state_mode == "stateful":
+        raise EmbedError(
+            "the model is in state_mode='stateful', whose vectors depend on the order of the batches, so a job "
+            "could not be resumed or sorted by length; load it with state_mode='stateless' or 'primed'"
+        )
+    input_name = check_input(input_path)
+    input_format = resolve_input_format(input_name, options.input_format)
+    try:
+        resolve_layer(options.layers, embedder.num_layers, options.mix_weights, options.gamma)
+    except (TypeError, ValueError) as error:
+        raise EmbedError(str(error)) from None
+    output = Path(output_path)
+    if output.is_dir():
+        raise EmbedError(f"the output {output} is a folder; give a file name such as {output / 'vectors.hdf5'}")
+    work = output.with_name(output.name + ".parts")
+    job = _job_description(embedder, options, input_format)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _only_job_for(output):
+        return _run_job(embedder, input_name, input_format, output, work, job, options)
+
+
+@contextmanager
+def _only_job_for(output: Path) -> Iterator[None]:
+    """Refuse to start while another `elmo embed` works on the same output (a POSIX advisory lock on
+    `.OUTPUT.lock`, released by the system however the holder ends; where `fcntl` is missing, no check)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = output.with_name(f".{output.name}.lock")
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EmbedError(f"another elmo embed is working on {output}; wait for it to end") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def _run_job(
+    embedder: ElmoEmbedder,
+    input_name: str,
+    input_format: str,
+    output: Path,
+    work: Path,
+    job: dict[str, Any],
+    options: EmbedOptions,
+) -> Path:
+    """Start or resume the job, embed the windows not done yet, assemble the output, remove the work folder."""
+    _start_or_resume(work, output, job, options)
+    total = None if input_name == STDIN else _count_lines(Path(input_name))
+    progress = _Progress(total, options.progress)
+    started = time.perf_counter()
+    try:
+        with open_input(input_name) as stream:
+            lines = read_lines(
+                stream,
+                "<stdin>" if input_name == STDIN else input_name,
+                jsonl=input_format == "jsonl",
+                tokenized=options.tokenized,
+                encoding_errors=options.encoding_errors,
+                sentence_keys=options.use_sentence_keys,
+            )
+            number_of_windows, resumed = _embed_windows(embedder, lines, work, options, progress)
+        stale = [path.name for path in work.glob("window-*.h5") if int(path.stem.split("-")[1]) >= number_of_windows]
+        if stale:
+            raise EmbedError(
+                f"the input has fewer lines than the interrupted job in {work} ({stale[0]} is beyond its end); "
+                "run with the same input, or pass --restart"
+            )
+        lines_done = _assemble(work, output, number_of_windows, options)
+    finally:
+        progress.close()
+    shutil.rmtree(work)
+    elapsed = time.perf_counter() - started
+    _note(
+        f"wrote {output}: {lines_done} lines"
+        + (f" ({resumed} of them from the interrupted run)" if resumed else "")
+        + f" in {elapsed:.1f} s"
+    )
+    return output
+
+
+def _start_or_resume(work: Path, output: Path, job: dict[str, Any], options: EmbedOptions) -> None:
+    """Create the work folder for a new job, or check that the one there belongs to this job."""
+    if options.restart and work.exists():
+        shutil.rmtree(work)
+    job_file = work / "job.json"
+    if work.exists() and job_file.is_file():
+        try:
+            previous = json.loads(job_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise EmbedError(f"{job_file} is unreadable ({error}); pass --restart to start over") from None
+        changes = _differences(previous, job)
+        if changes:
+            raise EmbedError(
+                f"{work} holds an interrupted job with other settings ({'; '.join(changes)}); run the same command "
+                "as before to finish it, or pass --restart to discard it"
+            )
+        for leftover in work.glob("*.tmp"):
+            leftover.unlink()
+        return
+    if output.exists() and not options.overwrite:
+        raise EmbedError(f"{output} exists; pass --overwrite to replace it")
+    if work.exists():  # created but interrupted before job.json was written: nothing in it is needed
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    _write_json_atomically(job_file, job)
+
+
+def _embed_windows(
+    embedder: ElmoEmbedder, lines: Iterator[InputLine], work: Path, options: EmbedOptions, progress: _Progress
+) -> tuple[int, int]:
+    """Embed every window that is not done yet; returns (number of windows, lines found done)."""
+    number_of_windows = resumed = 0
+    for number, window in enumerate(_windows(lines, options.window)):
+        number_of_windows += 1
+        path = _window_path(work, number)
+        digest = _window_digest(window)
+        if path.exists():
+            done_digest = _done_window_digest(path)
+            if done_digest == digest:
+                if not resumed:
+                    _note(f"resuming the job in {work}")
+                resumed += len(window)
+                progress.skip(len(window))
+                continue
+            if done_digest is not None:
+                raise EmbedError(
+                    f"lines {window[0].index + 1}-{window[-1].index + 1} of the input differ from the interrupted "
+                    f"job in {work}; run with the same input, or pass --restart"
+                )
+        _embed_window(embedder, window, path, digest, options, progress)
+    return number_of_windows, resumed
+
+
+def _embed_window(
+    embedder: ElmoEmbedder,
+    window: list[InputLine],
+    path: Path,
+    digest: str,
+    options: EmbedOptions,
+    progress: _Progress,
+) -> None:
+    """Write one window's datasets to `path` (via a `.tmp` file renamed when complete)."""
+    word_lists = [line.words if line.words is not None else embedder.split(line.sentence) for line in window]
+    temporary = path.with_name(path.name + ".tmp")
+    with h5py.File(temporary, "w") as part:
+        part.attrs["first_line"] = window[0].index
+        part.attrs["count"] = len(window)
+        part.attrs["digest"] = digest
+        part.attrs["sentences"] = json.dumps([line.sentence for line in window])
+        results = embedder.iter_embeddings(
+            word_lists, options.layers, options.mix_weights, options.gamma, options.pool, options.batch_size
+        )
+        for position, array in results:
+            part.create_dataset(str(window[position].index), data=array.astype(options.dtype, copy=False))
+            progress.done(len(word_lists[position]))
+    _fsync(temporary)
+    os.replace(temporary, path)
+
+
+def _assemble(work: Path, output: Path, number_of_windows: int, options: EmbedOptions) -> int:
+    """Copy the window files into the output in input order, add `sentence_to_index`, and move it into place.
+    Returns the number of lines."""
+    merged = work / "merged.tmp"
+    index_text = work / "sentence_to_index.json.tmp"
+    seen: set[int] = set()
+    lines = 0
+    with h5py.File(merged, "w", track_order=True) as target, index_text.open("w", encoding="utf-8") as index:
+        index.write("{")
+        for number in range(number_of_windows):
+            with h5py.File(_window_path(work, number), "r") as part:
+                sentences = json.loads(part.attrs["sentences"])
+                first = int(part.attrs["first_line"])
+                for offset, sentence in enumerate(sentences):
+                    line = first + offset
+                    name = sentence if options.use_sentence_keys else str(line)
+                    key = _sentence_key(sentence)
+                    if key not in seen:
+                        seen.add(key)
+                        index.write(("" if len(seen) == 1 else ", ") + json.dumps(sentence) + ": " + json.dumps(name))
+                    if name not in target:
+                        part.copy(part[str(line)], target, name=name)
+                lines += len(sentences)
+        index.write("}")
+    with h5py.File(merged, "r+") as target:
+        dataset = target.create_dataset(INDEX_DATASET, (1,), dtype=h5py.string_dtype())
+        dataset[0] = index_text.read_bytes()
+    _fsync(merged)
+    os.replace(merged, output)
+    return lines
+
+
+def _sentence_key(sentence: str) -> int:
+    """A 128-bit hash of a sentence: `sentence_to_index` remembers these, not the sentences, to find repeats."""
+    digest = hashlib.blake2b(sentence.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return int.from_bytes(digest, "little")
+
+
+def parse_mix_weights(text: str | None) -> tuple[float, ...] | None:
+    """`"0.2,0.3,0.5"` → (0.2, 0.3, 0.5); `None` stays `None`."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise EmbedError(f"--mix-weights must be comma-separated numbers, got {text!r}") from None
+
+
+def read_vocabulary(path: str | os.PathLike) -> list[str]:
+    """Words for the token-embedding cache: one per line (blank lines skipped), UTF-8."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise EmbedError(f"cannot read the vocabulary file {path}: {error.strerror or error}") from None
+    words = []
+    for number, raw in enumerate(text.split(b"\n"), start=1):
+        word = _decode(raw.removesuffix(b"\r"), str(path), number, "strict").strip()
+        if word:
+            words.append(word)
+    return words
