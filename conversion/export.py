@@ -42,11 +42,15 @@ def export_original(
     output_dir = check_output_dir(output_dir, overwrite)
     folder = read_model_folder(model_dir)
     config = folder.config
+    try:
+        options = config.to_original_options()
+    except ValueError as error:
+        raise ConversionError(f"{folder.path / 'config.json'}: {error}") from error
     dataset_shapes = expected_datasets(config)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        (staging / OPTIONS_NAME).write_text(json.dumps(config.to_original_options()), encoding="utf-8")
+        (staging / OPTIONS_NAME).write_text(json.dumps(options), encoding="utf-8")
         with h5py.File(staging / WEIGHTS_HDF5_NAME, "w") as handle:
             for name, shape in dataset_shapes.items():
                 handle.create_dataset(name, shape=shape, dtype=np.float32)

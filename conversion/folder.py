@@ -7,9 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from modeling_elmo.configuration_elmo import ElmoConfig
-from modeling_elmo.conversion.original import WEIGHTS_NAME, ConversionError, parameter_layout
+from modeling_elmo.conversion.original import WEIGHTS_NAME, ConversionError
 from modeling_elmo.conversion.safetensors_stream import SafetensorsError, read_header
+from modeling_elmo.modeling_elmo import ElmoModel
 
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
@@ -52,7 +55,9 @@ def read_model_folder(directory: str | os.PathLike) -> ModelFolder:
         header = read_header(weights_path)
     except SafetensorsError as error:
         raise ConversionError(str(error)) from error
-    for name, (shape, _) in parameter_layout(config).items():
+    with torch.device("meta"):
+        expected = {name: tuple(tensor.shape) for name, tensor in ElmoModel(config).state_dict().items()}
+    for name, shape in expected.items():
         entry = header.get(name)
         if entry is None:
             raise ConversionError(f"{weights_path} has no tensor {name!r} (config.json implies shape {shape})")

@@ -32,6 +32,7 @@ from test_conversion import REMOTE_CODE_SCRIPT, offline_env
 from modeling_elmo import ElmoConfig, ElmoModel, ElmoTokenizer
 from modeling_elmo.cli import main as elmo_main
 from modeling_elmo.conversion.elmoformanylangs import load_elmoformanylangs
+from modeling_elmo.conversion.folder import read_model_folder
 
 TOLERANCE = 1e-5
 MAX_CHARACTERS = 10
@@ -432,3 +433,17 @@ def test_existing_output_needs_overwrite(model_dir, capsys):
     assert elmo_main(args) == 2 and "not empty" in capsys.readouterr().err
     assert elmo_main([*args, "--overwrite"]) == 0
     assert not (output / "keep.txt").exists() and (output / "char_vocab.json").is_file()
+
+
+def test_converted_folder_passes_the_publishing_check(converted):
+    folder = read_model_folder(converted)
+    assert folder.config.character_scheme == "dictionary"
+    assert "primed_cell_state" in folder.header
+
+
+def test_export_to_bilm_tf_is_refused_with_a_clear_error(converted, tmp_path, capsys):
+    output = tmp_path / "original"
+    assert elmo_main(["export-original", "--model", str(converted), "--output-dir", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert "config.json" in error and "has no bilm-tf options" in error
+    assert not output.exists()
