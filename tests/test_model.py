@@ -385,3 +385,24 @@ def test_replaced_or_updated_weights_are_used_by_the_fast_path(tokenizer):
     expected_updated, _ = run(other, tokenizer, SENTENCES[:3])
     assert torch.equal(updated.last_hidden_state, expected_updated.last_hidden_state)
     assert not torch.allclose(updated.last_hidden_state, replaced.last_hidden_state)
+
+
+def test_outputs_do_not_depend_on_earlier_calls(tokenizer):
+    used = make_model()
+    for texts in ([SENTENCES[2]], SENTENCES, SENTENCES[:5]):
+        run(used, tokenizer, texts)
+    fresh = make_model()
+    used_out, _ = run(used, tokenizer, SENTENCES[3:9])
+    fresh_out, _ = run(fresh, tokenizer, SENTENCES[3:9])
+    for a, b in zip(used_out.hidden_states, fresh_out.hidden_states, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_product_row_padding_is_bounded_in_sizes_and_waste():
+    from modeling_elmo.modeling_elmo import _padded_rows
+
+    sizes = {_padded_rows(rows) for rows in range(1, 200_001)}
+    assert len(sizes) <= 8 + 4 * 12  # 8 sizes up to 64, then 4 per doubling
+    for rows in range(1, 200_001):
+        padded = _padded_rows(rows)
+        assert rows <= padded <= max(8, rows * 1.25)
