@@ -405,4 +405,4 @@ def test_product_row_padding_is_bounded_in_sizes_and_waste():
     assert len(sizes) <= 8 + 4 * 12  # 8 sizes up to 64, then 4 per doubling
     for rows in range(1, 200_001):
         padded = _padded_rows(rows)
-        assert rows <= padded <= max(8, rows * 1.25)
+        assert rows <= padded and (padded - rows < 8 if rows <= 64 else padded <= rows * 1.25)
