@@ -13,6 +13,16 @@ The weight file layout (TensorFlow convention y = x @ W) and its mapping onto `E
 | `RNN_{d}/.../Cell{l}/LSTMCell/W_0` rows [P:] | (P, 4D) | `bilstm.layers.{l}.recurrent_weight[d]` |
 | `RNN_{d}/.../LSTMCell/B` | (4D,) | `bilstm.layers.{l}.bias[d]` |
 | `RNN_{d}/.../LSTMCell/W_P_0` | (D, P) | `bilstm.layers.{l}.projection_weight[d]` |
+
+The released Original model also has its word softmax, shared by both directions, in a second HDF5 file
+(`elmo_2x4096_512_2048cnn_2xhighway_softmax_weights.hdf5`) with its vocabulary (`vocab-2016-09-10.txt`, one word per
+line, line i = row i). `convert_original(..., softmax_weights=..., vocab=...)` adds them as an
+`ElmoForBidirectionalLM` (loaded with `AutoModelForPreTraining`; `AutoModel` still gives the biLM):
+
+| HDF5 dataset | shape | parameter |
+|---|---|---|
+| `softmax/W` | (V, P) | `softmax.weight` (as stored: logits = h W^T + b) |
+| `softmax/b` | (V,) | `softmax.bias` |
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,13 +47,16 @@ from transformers.utils import logging as transformers_logging
 
 from modeling_elmo.configuration_elmo import ElmoConfig
 from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
-from modeling_elmo.modeling_elmo import ElmoModel
+from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM, ElmoModel
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
+from modeling_elmo.vocabulary import LanguageModelError, Vocabulary, read_vocabulary
 
 if TYPE_CHECKING:
     from modeling_elmo.conversion.model_card import Provenance
 
 WEIGHTS_NAME = "model.safetensors"
+SOFTMAX_WEIGHT_DATASET = "softmax/W"
+SOFTMAX_BIAS_DATASET = "softmax/b"
 ELMO_EMBEDDINGS_TASK = "elmo-embeddings"  # registered by `modeling_elmo/__init__.py`
 
 
@@ -123,12 +136,6 @@ def open_original_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.F
         handle.close()
         raise
     return handle
-
-
-def read_original_weights(path: str | os.PathLike, config: ElmoConfig) -> dict[str, np.ndarray]:
-    """Read and check every dataset of a bilm-tf weight file against `config`."""
-    with open_original_weights(path, config) as handle:
-        return {name: _read_dataset(handle, name, path) for name in expected_datasets(config)}
 
 
 def _read_dataset(
@@ -249,29 +256,50 @@ def convert_original(
     overwrite: bool = False,
     word_splitter: str = "moses",
     provenance: Provenance | None = None,
+    softmax_weights: str | os.PathLike | None = None,
+    vocab: str | os.PathLike | None = None,
 ) -> Path:
     """Write a Hugging Face model folder (config, safetensors, tokenizer, remote code, model card) for an original
     ELMo. The folder is built next to `output_dir` and renamed into place, so a failure leaves nothing.
 
     The weights go from the HDF5 file to `model.safetensors` one block at a time (never the whole model in
     memory); `provenance` (sources, checksums, command) goes into the model card, by default the two local files.
+    With `softmax_weights` and `vocab` (the Original's softmax file and vocabulary) the folder holds an
+    `ElmoForBidirectionalLM`: the same biLM tensors plus `softmax.weight` / `softmax.bias`, and `vocab.txt`.
     """
-    from modeling_elmo.conversion.model_card import Provenance, write_model_card
+    from modeling_elmo.conversion.model_card import Provenance, SourceFile, write_model_card
 
     output_dir = check_output_dir(output_dir, overwrite)
+    if (softmax_weights is None) != (vocab is None):
+        raise ConversionError("the softmax weights and the vocabulary go together (--softmax-weights with --vocab)")
     config = read_original_options(options_path)
+    vocabulary = None if vocab is None else _read_softmax_vocabulary(vocab)
+    if vocabulary is not None:
+        for field, value in vocabulary.config_fields().items():
+            setattr(config, field, value)
     config.validate_elmo()
     weights_path = Path(weights_path)
-    with open_original_weights(weights_path, config) as handle:
+    with ExitStack() as files:
+        handle = files.enter_context(open_original_weights(weights_path, config))
         with torch.device("meta"):
-            model = ElmoModel(config)
+            model = ElmoModel(config) if vocabulary is None else ElmoForBidirectionalLM(config)
         tensors = _streamed_state_dict(handle, config, weights_path)
-        expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+        if vocabulary is not None:
+            model.vocabulary = vocabulary.words
+            softmax_path = Path(softmax_weights)
+            softmax_handle = files.enter_context(open_softmax_weights(softmax_path, config))
+            tensors += _streamed_softmax(softmax_handle, config, softmax_path)
+        expected = {name: tuple(tensor.shape) for name, tensor in folder_state_dict(model).items()}
         if {tensor.name: tensor.shape for tensor in tensors} != expected:
-            raise RuntimeError("the converter's parameter layout no longer matches ElmoModel's state dict")
+            raise RuntimeError("the converter's parameter layout no longer matches the model's state dict")
         tokenizer = ElmoTokenizer(word_splitter=word_splitter, max_characters_per_token=config.max_characters_per_token)
         if provenance is None:
             provenance = Provenance.from_local_files(options_path, weights_path)
+        if vocabulary is not None:
+            provenance.sources += [
+                SourceFile.from_path("softmax weights", softmax_weights),
+                SourceFile.from_path("vocabulary", vocab),
+            ]
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
         try:
@@ -285,6 +313,70 @@ def convert_original(
     return output_dir
 
 
+def _read_softmax_vocabulary(path: str | os.PathLike) -> Vocabulary:
+    """The softmax's vocabulary file, with its problems reported as a `ConversionError`."""
+    if not Path(path).is_file():
+        raise ConversionError(f"the vocabulary file {path} does not exist")
+    try:
+        return read_vocabulary(path)
+    except LanguageModelError as error:
+        raise ConversionError(str(error)) from error
+
+
+def open_softmax_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.File:
+    """Open the original softmax file and check `softmax/W` (V, P) and `softmax/b` (V,) against the config (V from
+    the vocabulary, P the projection size); the caller closes the returned file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"the softmax weight file {path} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise ConversionError(f"{path} is not a readable HDF5 file ({error})") from error
+    shapes = {
+        SOFTMAX_WEIGHT_DATASET: (config.lm_vocab_size, config.projection_dim),
+        SOFTMAX_BIAS_DATASET: (config.lm_vocab_size,),
+    }
+    try:
+        for name, shape in shapes.items():
+            dataset = handle.get(name)
+            if not isinstance(dataset, h5py.Dataset):
+                raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape})")
+            if dataset.shape != shape:
+                raise ConversionError(
+                    f"{path}: dataset {name!r} has shape {dataset.shape}, expected {shape} (vocabulary size "
+                    f"{config.lm_vocab_size}, projection size {config.projection_dim})"
+                )
+            if dataset.dtype.kind != "f":
+                raise ConversionError(f"{path}: dataset {name!r} has dtype {dataset.dtype}, expected floats")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _streamed_softmax(handle: h5py.File, config: ElmoConfig, path: Path) -> list[StreamedTensor]:
+    """The softmax's weight and bias, streamed in blocks of rows (about 16 MB each)."""
+    vocab_size = config.lm_vocab_size
+    rows = max(1, (1 << 22) // config.projection_dim)
+    weight_blocks = [
+        partial(_read_dataset, handle, SOFTMAX_WEIGHT_DATASET, path, slice(start, start + rows))
+        for start in range(0, vocab_size, rows)
+    ]
+    return [
+        StreamedTensor("softmax.weight", (vocab_size, config.projection_dim), weight_blocks),
+        StreamedTensor("softmax.bias", (vocab_size,), [partial(_read_dataset, handle, SOFTMAX_BIAS_DATASET, path)]),
+    ]
+
+
+def folder_state_dict(model: ElmoModel | ElmoForBidirectionalLM) -> dict[str, torch.Tensor]:
+    """The tensors of a model folder: `ElmoModel`'s parameter names for the biLM (without the language model's
+    `elmo.` prefix), and `softmax.*` for a language model. Both `ElmoModel` and `ElmoForBidirectionalLM` load such
+    a folder, and the biLM tensors are where `elmo push` and `elmo export-original` look for them."""
+    prefix = ElmoForBidirectionalLM.base_model_prefix + "."
+    return {name.removeprefix(prefix): tensor for name, tensor in model.state_dict().items()}
+
+
 def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
     """`output_dir` as a path, after checking that it is absent or empty unless `overwrite` allows replacing it."""
     output_dir = Path(output_dir)
@@ -296,13 +388,25 @@ def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def save_with_remote_code(
-    model: ElmoModel, tokenizer: ElmoTokenizer, directory: Path, state_dict: dict[str, torch.Tensor] | None = None
+    model: ElmoModel | ElmoForBidirectionalLM,
+    tokenizer: ElmoTokenizer,
+    directory: Path,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """`save_pretrained` both, with the `.py` files and `auto_map` that `trust_remote_code=True` needs (also for
     the `elmo-embeddings` pipeline).
-    `state_dict={}` writes everything but the weights (for a model on the meta device whose weights are streamed)."""
+    `state_dict={}` writes everything but the weights (for a model on the meta device whose weights are streamed).
+    A language model is saved with `folder_state_dict`'s names unless `state_dict` is given; it is registered for
+    `AutoModelForPreTraining`, while `AutoModel` keeps loading the biLM (`ElmoModel`) from the same folder."""
     type(model.config).register_for_auto_class()
-    type(model).register_for_auto_class("AutoModel")
+    if isinstance(model, ElmoForBidirectionalLM):
+        type(model).register_for_auto_class("AutoModelForPreTraining")
+        base = f"{ElmoModel.__module__.rsplit('.', 1)[-1]}.{ElmoModel.__name__}"
+        model.config.auto_map = {**(getattr(model.config, "auto_map", None) or {}), "AutoModel": base}
+        if state_dict is None:
+            state_dict = folder_state_dict(model)
+    else:
+        type(model).register_for_auto_class("AutoModel")
     type(tokenizer).register_for_auto_class("AutoTokenizer")
     model.config.custom_pipelines = _custom_pipelines()
     model.save_pretrained(directory, state_dict=state_dict)
