@@ -1,7 +1,8 @@
 """ELMo (Peters et al. 2018) as a Hugging Face transformers model.
 
-Importing the package registers the classes with `AutoConfig`, `AutoModel` and `AutoTokenizer`, and the
-`elmo-embeddings` pipeline with `transformers.pipeline`.
+Importing the package registers the classes with `AutoConfig`, `AutoModel` (the biLM), `AutoModelForPreTraining`
+(the biLM with its word softmax, `ElmoForBidirectionalLM`) and `AutoTokenizer`, and the `elmo-embeddings` pipeline
+with `transformers.pipeline`.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoTokenizer

@@ -1,10 +1,16 @@
-"""The `elmo` command line: `elmo convert`, `elmo export-original`, `elmo push`, `elmo embed`, `elmo neighbors`."""
+"""The `elmo` command line: `elmo convert`, `elmo export-original`, `elmo push`, `elmo embed`, `elmo neighbors`,
+`elmo build-vocab`, `elmo train`, `elmo perplexity`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modeling_elmo.training import CorpusSpec
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -35,6 +41,8 @@ def _convert(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         word_splitter=args.word_splitter or "moses",
         provenance=sources.provenance,
+        softmax_weights=args.softmax_weights,
+        vocab=args.vocab,
     )
     print(f"wrote {output_dir}")
     if args.push_to_hub:
@@ -45,7 +53,17 @@ def _convert_elmoformanylangs(args: argparse.Namespace) -> None:
     from modeling_elmo.conversion.elmoformanylangs import convert_elmoformanylangs
     from modeling_elmo.conversion.original import ConversionError
 
-    sources = ("preset", "options", "weights", "download_dir", "mirror", "weights_sha256", "push_to_hub")
+    sources = (
+        "preset",
+        "options",
+        "weights",
+        "download_dir",
+        "mirror",
+        "weights_sha256",
+        "push_to_hub",
+        "softmax_weights",
+        "vocab",
+    )
     clashing = ["--" + name.replace("_", "-") for name in sources if getattr(args, name)]
     if clashing:
         raise ConversionError(f"--elmoformanylangs cannot be combined with {', '.join(clashing)}")
@@ -132,6 +150,115 @@ def _neighbors(args: argparse.Namespace) -> None:
     print(neighbors_to_json(result) if args.json else format_neighbors(result))
 
 
+def _corpus_spec(args: argparse.Namespace) -> CorpusSpec:
+    from modeling_elmo.training import CorpusSpec
+
+    return CorpusSpec(
+        files=args.files or None,
+        dataset=args.dataset,
+        dataset_config=args.dataset_config,
+        dataset_split=args.dataset_split,
+        text_column=args.text_column,
+        tokenized=args.tokenized,
+    )
+
+
+def _build_vocab(args: argparse.Namespace) -> None:
+    from modeling_elmo.vocabulary import UNKNOWN, build_vocabulary, write_vocabulary
+
+    counts = _corpus_spec(args).open().count()
+    vocabulary = build_vocabulary(counts, min_count=args.min_count, max_size=args.max_size)
+    write_vocabulary(vocabulary, args.output)
+    words = sum(counts.words.values())
+    unknown = vocabulary.counts[vocabulary.index[UNKNOWN]]
+    print(
+        f"wrote {args.output}: {len(vocabulary)} entries (<S>, </S>, <UNK> and {len(vocabulary) - 3} words) from "
+        f"{counts.sentences} sentences and {words} words; {unknown} occurrences ({unknown / max(words, 1):.2%}) "
+        "become <UNK>"
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from modeling_elmo.training import train_language_model
+    from modeling_elmo.training_config import TrainingSettings
+    from modeling_elmo.vocabulary import LanguageModelError
+
+    if args.config is None and args.preset is None and args.init_from is None:
+        raise LanguageModelError("give the model's size: --preset NAME, --config CONFIG.json or --init-from MODEL")
+    overrides = {field: getattr(args, field, None) for field in TrainingSettings.__dataclass_fields__}
+    output_dir = train_language_model(
+        _corpus_spec(args),
+        args.output_dir,
+        vocab=args.vocab,
+        config_path=args.config,
+        preset=args.preset,
+        init_from=args.init_from,
+        overrides=overrides,
+        resume=args.resume_from or args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        prime_from=args.prime_from,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {output_dir}")
+
+
+def _perplexity(args: argparse.Namespace) -> None:
+    import json
+
+    from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM
+    from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigram_perplexity
+    from modeling_elmo.tokenization_elmo import ElmoTokenizer
+    from modeling_elmo.vocabulary import LanguageModelError, read_lines, read_vocabulary
+
+    baseline = read_vocabulary(args.unigram) if args.unigram else None
+    total = sum(1 for _ in read_lines(args.input))  # also checks the file before the model is loaded
+    overrides = {"state_mode": args.state_mode} if args.state_mode else {}
+    try:
+        model = ElmoForBidirectionalLM.from_pretrained(args.model, revision=args.revision, **overrides)
+        tokenizer = ElmoTokenizer.from_pretrained(args.model, revision=args.revision)
+    except (OSError, ValueError) as error:
+        raise LanguageModelError(f"cannot load the language model {args.model!r}: {error}") from error
+    model.to(args.device or "cpu")
+    split = str.split if args.tokenized else tokenizer.tokenize
+    result = evaluate_perplexity(
+        model,
+        file_sentences(args.input, split),
+        batch_size=args.batch_size,
+        tokenizer=tokenizer,
+        progress=not args.no_progress,
+        total=total,
+    )
+    values = {**result.to_dict(), "state_mode": model.config.state_mode}
+    if baseline is not None:
+        values["unigram_perplexity"] = unigram_perplexity(baseline, file_sentences(args.input, split))
+    if args.json:
+        print(json.dumps(values, indent=2))
+        return
+    print(f"forward perplexity:  {result.forward_perplexity:.3f}")
+    print(f"backward perplexity: {result.backward_perplexity:.3f}")
+    print(f"average perplexity:  {result.average_perplexity:.3f}  (exp of the mean of the two directions' losses)")
+    if baseline is not None:
+        print(f"unigram perplexity:  {values['unigram_perplexity']:.3f}  (add-one unigram model from {args.unigram})")
+    print(
+        f"{result.sentences} sentences, {result.predictions} predictions per direction, "
+        f"state mode {model.config.state_mode}"
+    )
+
+
+def _add_corpus_arguments(parser: argparse.ArgumentParser, files_help: str) -> None:
+    parser.add_argument("files", nargs="*", metavar="FILE", help=files_help)
+    parser.add_argument(
+        "--dataset", help="a Hugging Face dataset instead: a save_to_disk folder or a load_dataset name"
+    )
+    parser.add_argument("--dataset-config", help="the dataset's configuration name (load_dataset)")
+    parser.add_argument("--dataset-split", default="train", help="the dataset's split (default: train)")
+    parser.add_argument("--text-column", default="text", help="the column with one sentence per row (default: text)")
+    parser.add_argument(
+        "--tokenized", action="store_true", help="words are separated by spaces (default: split like the tokenizer)"
+    )
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
     parser.add_argument("--model", required=True, help="a converted model folder or a Hugging Face Hub id")
     parser.add_argument("--revision", help="the Hub revision (branch, tag or commit) of --model")
@@ -163,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--options", help="the model's options.json: a local file or a URL (overrides the preset's)")
     convert.add_argument("--weights", help="the model's weights.hdf5: a local file or a URL (overrides the preset's)")
+    convert.add_argument(
+        "--softmax-weights",
+        metavar="SOFTMAX.hdf5",
+        help="also convert the word softmax (the Original's *_softmax_weights.hdf5, datasets softmax/W and softmax/b), "
+        "making the folder a language model for `elmo perplexity`; needs --vocab",
+    )
+    convert.add_argument(
+        "--vocab", metavar="VOCAB.txt", help="the softmax's vocabulary, one word per line (vocab-2016-09-10.txt)"
+    )
     convert.add_argument("--output-dir", required=True, help="folder to write (must be empty or absent)")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     convert.add_argument(
@@ -273,24 +409,127 @@ def build_parser() -> argparse.ArgumentParser:
     neighbors.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_model_arguments(neighbors, batch_size=64)
     neighbors.set_defaults(handler=_neighbors)
+    _add_language_model_commands(commands)
     return parser
+
+
+def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
+    """`elmo build-vocab`, `elmo train` and `elmo perplexity`."""
+    from modeling_elmo.training_config import MIXED_PRECISIONS, OPTIMIZERS, PACKINGS, PRESETS, SCHEDULERS
+
+    build_vocab = commands.add_parser(
+        "build-vocab",
+        help="count the words of a corpus into a vocabulary file for `elmo train`",
+        description="Count words (one sentence per line) into VOCAB.txt: <S>, </S>, <UNK>, then the words by "
+        "decreasing count, each line `word<TAB>count`.",
+    )
+    _add_corpus_arguments(build_vocab, "text files, one sentence per line")
+    build_vocab.add_argument("--output", required=True, metavar="VOCAB.txt", help="the vocabulary file to write")
+    build_vocab.add_argument("--min-count", type=int, default=1, help="leave out rarer words (default 1: keep all)")
+    build_vocab.add_argument("--max-size", type=int, help="keep at most this many entries (incl. the 3 special words)")
+    build_vocab.set_defaults(handler=_build_vocab)
+
+    train = commands.add_parser(
+        "train",
+        help="train (or continue training) the biLM as a language model, on the Hugging Face Trainer",
+        description="Train an ElmoForBidirectionalLM on text (one sentence per line) or a dataset. Runs as well "
+        "under `torchrun --nproc_per_node=N -m modeling_elmo.cli train ...` or `accelerate launch`.",
+    )
+    _add_corpus_arguments(train, "text files, one sentence per line (or use --dataset)")
+    size = train.add_mutually_exclusive_group()
+    size.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="a named size and settings: "
+        + "; ".join(f"{name}: {preset['description']}" for name, preset in PRESETS.items()),
+    )
+    size.add_argument("--config", metavar="CONFIG.json", help='{"model": {ElmoConfig fields}, "training": {...}}')
+    train.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from this model (folder or Hub id): a converted "
+        "biLM or a language model, e.g. to adapt it to a new domain",
+    )
+    train.add_argument(
+        "--vocab",
+        metavar="VOCAB.txt",
+        help="the vocabulary (`elmo build-vocab`); optional with --init-from a language model",
+    )
+    train.add_argument("--output-dir", required=True, help="the model, its checkpoints/ and the run's logs go here")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    train.add_argument("--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint folder")
+    train.add_argument("--overwrite", action="store_true", help="start again in a non-empty --output-dir")
+    train.add_argument("--prime-from", metavar="FILE", help="after training, compute the primed state from this text")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (logs are printed)")
+    settings = train.add_argument_group("training settings (override the preset's or config's)")
+    settings.add_argument("--max-steps", type=int, help="optimizer steps to train for")
+    settings.add_argument("--epochs", type=float, help="passes over the corpus (when --max-steps is not set)")
+    settings.add_argument("--batch-size", type=int, help="rows per process and step (original: 128)")
+    settings.add_argument("--unroll-steps", type=int, help="tokens per row and step (original: 20)")
+    settings.add_argument(
+        "--packing", choices=PACKINGS, help="packed streams with carried state (default), or one sentence per row"
+    )
+    settings.add_argument("--max-sentence-words", type=int, help="with --packing sentences: cut longer sentences")
+    settings.add_argument("--num-sampled", type=int, help="sampled softmax negatives (original: 8192; 0: full)")
+    settings.add_argument("--dropout", type=float, help="original: 0.1")
+    settings.add_argument("--optimizer", choices=OPTIMIZERS, help="original: adagrad")
+    settings.add_argument("--learning-rate", type=float, help="original: 0.2 (Adagrad)")
+    settings.add_argument("--lr-scheduler", choices=SCHEDULERS, help="original: constant; or linear/cosine decay")
+    settings.add_argument("--adagrad-initial-accumulator", type=float, help="original: 1.0")
+    settings.add_argument("--max-grad-norm", type=float, help="clip the gradient's global norm (original: 10)")
+    settings.add_argument("--gradient-accumulation-steps", type=int, help="batches per optimizer step")
+    settings.add_argument("--mixed-precision", choices=MIXED_PRECISIONS, help="on GPUs")
+    settings.add_argument("--logging-steps", type=int, help="log every N steps")
+    settings.add_argument("--save-steps", type=int, help="checkpoint every N steps")
+    settings.add_argument("--save-total-limit", type=int, help="checkpoints to keep")
+    settings.add_argument("--seed", type=int, help="random seed")
+    train.set_defaults(handler=_train)
+
+    perplexity = commands.add_parser(
+        "perplexity",
+        help="forward, backward and average perplexity of a language model on a text file",
+        description="Perplexity of an ElmoForBidirectionalLM (a folder from `elmo train`, or `elmo convert "
+        "--softmax-weights`) on FILE, one sentence per line: the forward direction predicts each word and </S>, the "
+        "backward direction each word and <S>; average = exp of the mean of the two directions' losses.",
+    )
+    perplexity.add_argument("input", metavar="FILE", help="a text file, one sentence per line")
+    _add_model_arguments(perplexity, batch_size=32)
+    perplexity.add_argument(
+        "--state-mode",
+        choices=("stateless", "primed", "stateful"),
+        help="the LSTM's initial state (default: the "
+        "model's); stateful carries each row's state from batch to batch, as the original evaluated",
+    )
+    perplexity.add_argument(
+        "--unigram",
+        metavar="VOCAB.txt",
+        help="also report an add-one unigram baseline from "
+        "this vocabulary's counts (the training corpus's, from `elmo build-vocab`)",
+    )
+    perplexity.add_argument("--json", action="store_true", help="print JSON")
+    perplexity.add_argument("--no-progress", action="store_true", help="no progress bar")
+    perplexity.set_defaults(handler=_perplexity)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `elmo` command; returns the exit status (2 for bad input, with a message on stderr)."""
     from modeling_elmo.conversion.original import ConversionError
     from modeling_elmo.embed import EmbedError
+    from modeling_elmo.vocabulary import LanguageModelError
 
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ConversionError, EmbedError) as error:
+    except (ConversionError, EmbedError, LanguageModelError) as error:
         print(f"elmo {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if args.command != "embed":
+        if args.command == "embed":
+            print("elmo embed: interrupted; run the same command again to finish the job", file=sys.stderr)
+        elif args.command == "train":
+            print("elmo train: interrupted; add --resume to continue from the last checkpoint", file=sys.stderr)
+        else:
             raise
-        print("elmo embed: interrupted; run the same command again to finish the job", file=sys.stderr)
         return 130
     return 0
 
