@@ -113,23 +113,33 @@ def expected_datasets(config: ElmoConfig) -> dict[str, tuple[int, ...]]:
 def open_original_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.File:
     """Open a bilm-tf weight file and check that every dataset `config` needs is there with the right shape and a
     float dtype (no data is read yet). The caller closes the returned file."""
+    return _open_checked_hdf5(path, expected_datasets(config), "weight file", "the options")
+
+
+def _open_checked_hdf5(
+    path: str | os.PathLike, shapes: dict[str, tuple[int, ...]], kind: str, source: str
+) -> h5py.File:
+    """Open an HDF5 file and check that each dataset in `shapes` is there, float, with that shape; errors name the
+    file, the dataset and `source` (where the shapes come from). The caller closes the returned file."""
     path = Path(path)
     if not path.is_file():
-        raise ConversionError(f"the weight file {path} does not exist")
+        raise ConversionError(f"the {kind} {path} does not exist")
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
         raise ConversionError(f"{path} is not a readable HDF5 file ({error})") from error
     try:
-        for name, shape in expected_datasets(config).items():
+        for name, shape in shapes.items():
             try:
                 dataset = handle.get(name)
             except (OSError, KeyError, RuntimeError) as error:
                 raise ConversionError(f"{path}: dataset {name!r} cannot be read ({error})") from error
             if not isinstance(dataset, h5py.Dataset):
-                raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape} from the options)")
+                raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape}, from {source})")
             if dataset.shape != shape:
-                raise ConversionError(f"{path}: dataset {name!r} has shape {dataset.shape}, the options imply {shape}")
+                raise ConversionError(
+                    f"{path}: dataset {name!r} has shape {dataset.shape}, expected {shape} (from {source})"
+                )
             if dataset.dtype.kind != "f":
                 raise ConversionError(f"{path}: dataset {name!r} has dtype {dataset.dtype}, expected floats")
     except BaseException:
@@ -326,33 +336,12 @@ def _read_softmax_vocabulary(path: str | os.PathLike) -> Vocabulary:
 def open_softmax_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.File:
     """Open the original softmax file and check `softmax/W` (V, P) and `softmax/b` (V,) against the config (V from
     the vocabulary, P the projection size); the caller closes the returned file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"the softmax weight file {path} does not exist")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise ConversionError(f"{path} is not a readable HDF5 file ({error})") from error
     shapes = {
         SOFTMAX_WEIGHT_DATASET: (config.lm_vocab_size, config.projection_dim),
         SOFTMAX_BIAS_DATASET: (config.lm_vocab_size,),
     }
-    try:
-        for name, shape in shapes.items():
-            dataset = handle.get(name)
-            if not isinstance(dataset, h5py.Dataset):
-                raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape})")
-            if dataset.shape != shape:
-                raise ConversionError(
-                    f"{path}: dataset {name!r} has shape {dataset.shape}, expected {shape} (vocabulary size "
-                    f"{config.lm_vocab_size}, projection size {config.projection_dim})"
-                )
-            if dataset.dtype.kind != "f":
-                raise ConversionError(f"{path}: dataset {name!r} has dtype {dataset.dtype}, expected floats")
-    except BaseException:
-        handle.close()
-        raise
-    return handle
+    source = f"the vocabulary of {config.lm_vocab_size} words and projection size {config.projection_dim}"
+    return _open_checked_hdf5(path, shapes, "softmax weight file", source)
 
 
 def _streamed_softmax(handle: h5py.File, config: ElmoConfig, path: Path) -> list[StreamedTensor]:
