@@ -47,7 +47,12 @@ from transformers.utils import logging as transformers_logging
 
 from modeling_elmo.configuration_elmo import ElmoConfig
 from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
-from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM, ElmoModel
+from modeling_elmo.modeling_elmo import (
+    ElmoForBidirectionalLM,
+    ElmoForSequenceClassification,
+    ElmoForTokenClassification,
+    ElmoModel,
+)
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
 from modeling_elmo.vocabulary import LanguageModelError, Vocabulary, read_vocabulary
 
@@ -58,6 +63,13 @@ WEIGHTS_NAME = "model.safetensors"
 SOFTMAX_WEIGHT_DATASET = "softmax/W"
 SOFTMAX_BIAS_DATASET = "softmax/b"
 ELMO_EMBEDDINGS_TASK = "elmo-embeddings"  # registered by `modeling_elmo/__init__.py`
+#: The Auto class that loads each model with a head from a folder written by `save_with_remote_code` (`AutoModel`
+#: loads the biLM from any of them).
+HEAD_AUTO_CLASSES = {
+    ElmoForBidirectionalLM: "AutoModelForPreTraining",
+    ElmoForTokenClassification: "AutoModelForTokenClassification",
+    ElmoForSequenceClassification: "AutoModelForSequenceClassification",
+}
 
 
 class ConversionError(Exception):
@@ -377,7 +389,7 @@ def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def save_with_remote_code(
-    model: ElmoModel | ElmoForBidirectionalLM,
+    model: ElmoModel | ElmoForBidirectionalLM | ElmoForTokenClassification | ElmoForSequenceClassification,
     tokenizer: ElmoTokenizer,
     directory: Path,
     state_dict: dict[str, torch.Tensor] | None = None,
@@ -386,16 +398,16 @@ def save_with_remote_code(
     the `elmo-embeddings` pipeline).
     `state_dict={}` writes everything but the weights (for a model on the meta device whose weights are streamed).
     A language model is saved with `folder_state_dict`'s names unless `state_dict` is given; it is registered for
-    `AutoModelForPreTraining`, while `AutoModel` keeps loading the biLM (`ElmoModel`) from the same folder."""
+    `AutoModelForPreTraining` and a task head for its Auto class (`HEAD_AUTO_CLASSES`), while `AutoModel` keeps
+    loading the biLM (`ElmoModel`) from the same folder."""
     type(model.config).register_for_auto_class()
-    if isinstance(model, ElmoForBidirectionalLM):
-        type(model).register_for_auto_class("AutoModelForPreTraining")
+    auto_class = next((name for cls, name in HEAD_AUTO_CLASSES.items() if isinstance(model, cls)), "AutoModel")
+    type(model).register_for_auto_class(auto_class)
+    if auto_class != "AutoModel":
         base = f"{ElmoModel.__module__.rsplit('.', 1)[-1]}.{ElmoModel.__name__}"
         model.config.auto_map = {**(getattr(model.config, "auto_map", None) or {}), "AutoModel": base}
-        if state_dict is None:
-            state_dict = folder_state_dict(model)
-    else:
-        type(model).register_for_auto_class("AutoModel")
+    if state_dict is None and isinstance(model, ElmoForBidirectionalLM):
+        state_dict = folder_state_dict(model)
     type(tokenizer).register_for_auto_class("AutoTokenizer")
     model.config.custom_pipelines = _custom_pipelines()
     model.save_pretrained(directory, state_dict=state_dict)
@@ -406,12 +418,12 @@ def save_with_remote_code(
 def _custom_pipelines() -> dict[str, dict[str, Any]]:
     """config.json's `custom_pipelines` for the `elmo-embeddings` pipeline, as `Pipeline.save_pretrained` writes
     it: with it and the copied `pipeline_elmo.py`, `pipeline(model=folder, trust_remote_code=True)` finds the
-    pipeline without this package."""
+    pipeline without this package. The registry's default model (the package's own folder) is left out."""
     task = PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]
     implementation = task["impl"]
     return {
         ELMO_EMBEDDINGS_TASK: {
-            **task,
+            **{key: value for key, value in task.items() if key != "default"},
             "impl": f"{implementation.__module__.rsplit('.', 1)[-1]}.{implementation.__name__}",
             "pt": [model_class.__name__ for model_class in task["pt"]],
         }

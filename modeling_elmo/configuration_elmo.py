@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from transformers import PreTrainedConfig
 
+from .pipeline_elmo import register_token_classification_pipeline
+
 ACTIVATIONS = ("relu", "tanh")
 STATE_MODES = ("stateless", "stateful", "primed")
 CHARACTER_SCHEMES = ("utf8_bytes", "dictionary")
+TASK_ENCODERS = ("lstm", "none")
+SEQUENCE_POOLINGS = ("mean", "max")
 
 # The special character ids of the "utf8_bytes" scheme (bilm-tf's 256-260, +1 so that 0 means "no word"); they are
 # the defaults of the `*_char_id` fields, and the only values that scheme allows.
@@ -69,6 +74,25 @@ class ElmoConfig(PreTrainedConfig):
             full softmax.
         lm_dropout: dropout on every LSTM layer's input and on the top layer's output while training the
             language model (0.1 in the original).
+
+        The task heads (`ElmoForTokenClassification`, `ElmoForSequenceClassification`: biLM → scalar mix → task
+        encoder → classifier) read the following fields; the biLM ignores them. Their labels are configured as for
+        every transformers model (`num_labels`, `id2label`, `label2id`, `problem_type`).
+
+        freeze_elmo: keep the biLM's weights fixed (no gradients; the paper's setting) or fine-tune them with the task.
+            Read when the head is built: pass it to `from_pretrained`.
+        scalar_mix_regularization: λ of the paper's `λ ‖s‖²` on the mix's layer scalars, added to the loss when
+            labels are given (0.001 in the paper); 0 for none.
+        scalar_mix_dropout: dropout on the mixed ELMo vectors (0.5 as AllenNLP's `Elmo`).
+        scalar_mix_layer_norm: normalise each biLM layer before mixing (the paper's optional layer norm).
+        task_encoder: `"lstm"` (a bidirectional LSTM over the mixed vectors) or `"none"` (the classifier reads the
+            mixed vectors, or for sequences their pooling, directly).
+        task_encoder_hidden_size: hidden size of each direction of the task LSTM.
+        task_encoder_layers: stacked layers of the task LSTM.
+        task_encoder_dropout: dropout between the task LSTM's layers.
+        classifier_dropout: dropout on the classifier's input.
+        sequence_pooling: how `ElmoForSequenceClassification` pools the encoded words into one vector: `"mean"` or
+            `"max"` over each sequence's own words (never over padding).
     """
 
     model_type = "elmo"
@@ -104,6 +128,16 @@ class ElmoConfig(PreTrainedConfig):
         lm_unknown_id: int | None = None,
         lm_num_sampled: int = 8192,
         lm_dropout: float = 0.1,
+        freeze_elmo: bool = True,
+        scalar_mix_regularization: float = 0.001,
+        scalar_mix_dropout: float = 0.5,
+        scalar_mix_layer_norm: bool = False,
+        task_encoder: str = "lstm",
+        task_encoder_hidden_size: int = 200,
+        task_encoder_layers: int = 2,
+        task_encoder_dropout: float = 0.5,
+        classifier_dropout: float = 0.5,
+        sequence_pooling: str = "mean",
         **kwargs: Any,
     ) -> None:
         self.char_embedding_dim = char_embedding_dim
@@ -138,6 +172,16 @@ class ElmoConfig(PreTrainedConfig):
         self.lm_unknown_id = lm_unknown_id
         self.lm_num_sampled = lm_num_sampled
         self.lm_dropout = lm_dropout
+        self.freeze_elmo = freeze_elmo
+        self.scalar_mix_regularization = scalar_mix_regularization
+        self.scalar_mix_dropout = scalar_mix_dropout
+        self.scalar_mix_layer_norm = scalar_mix_layer_norm
+        self.task_encoder = task_encoder
+        self.task_encoder_hidden_size = task_encoder_hidden_size
+        self.task_encoder_layers = task_encoder_layers
+        self.task_encoder_dropout = task_encoder_dropout
+        self.classifier_dropout = classifier_dropout
+        self.sequence_pooling = sequence_pooling
         super().__init__(**kwargs)
         self.validate_elmo()
 
@@ -196,6 +240,7 @@ class ElmoConfig(PreTrainedConfig):
             raise ValueError(f"state_mode must be one of {STATE_MODES}, got {self.state_mode!r}")
         self._validate_special_ids()
         self._validate_language_model()
+        self._validate_task_heads()
 
     def _validate_special_ids(self) -> None:
         """Check the character scheme's special character ids and the optional word embedding's fields."""
@@ -228,9 +273,7 @@ class ElmoConfig(PreTrainedConfig):
         """Check the fields of the language-model softmax (`lm_*`)."""
         _require_int("lm_vocab_size", self.lm_vocab_size, minimum=0)
         _require_int("lm_num_sampled", self.lm_num_sampled, minimum=0)
-        dropout = self.lm_dropout
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"lm_dropout must be a number in [0, 1), got {dropout!r}")
+        _require_probability("lm_dropout", self.lm_dropout)
         names = ("lm_begin_of_sentence_id", "lm_end_of_sentence_id", "lm_unknown_id")
         if not self.lm_vocab_size:
             for name in names:
@@ -247,6 +290,23 @@ class ElmoConfig(PreTrainedConfig):
                 "lm_begin_of_sentence_id, lm_end_of_sentence_id and lm_unknown_id must differ, got "
                 f"{[getattr(self, name) for name in names]}"
             )
+
+    def _validate_task_heads(self) -> None:
+        """Check the fields of the task heads (scalar mix, task encoder, classifier)."""
+        for name in ("freeze_elmo", "scalar_mix_layer_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        strength = self.scalar_mix_regularization
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength < math.inf:
+            raise ValueError(f"scalar_mix_regularization must be a finite number >= 0, got {strength!r}")
+        for name in ("scalar_mix_dropout", "task_encoder_dropout", "classifier_dropout"):
+            _require_probability(name, getattr(self, name))
+        if self.task_encoder not in TASK_ENCODERS:
+            raise ValueError(f"task_encoder must be one of {TASK_ENCODERS}, got {self.task_encoder!r}")
+        _require_int("task_encoder_hidden_size", self.task_encoder_hidden_size, minimum=1)
+        _require_int("task_encoder_layers", self.task_encoder_layers, minimum=1)
+        if self.sequence_pooling not in SEQUENCE_POOLINGS:
+            raise ValueError(f"sequence_pooling must be one of {SEQUENCE_POOLINGS}, got {self.sequence_pooling!r}")
 
     @classmethod
     def from_original_options(cls, options: dict[str, Any], **kwargs: Any) -> ElmoConfig:
@@ -328,6 +388,11 @@ def _require_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def _require_probability(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
 def _original_path(field: str) -> str:
     paths = {
         "char_embedding_dim": "char_cnn.embedding.dim",
@@ -337,3 +402,8 @@ def _original_path(field: str) -> str:
         "num_lstm_layers": "lstm.n_layers",
     }
     return paths[field]
+
+
+# transformers loads a model's config before it picks the pipeline class of a task, so importing the config (from this
+# package, or as a model folder's remote code) is where `pipeline("token-classification")` learns about ELMo.
+register_token_classification_pipeline()

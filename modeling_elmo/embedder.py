@@ -3,6 +3,7 @@
 ```python
 from modeling_elmo import ElmoEmbedder
 
+embedder = ElmoEmbedder()                                       # the shipped English model (no download)
 embedder = ElmoEmbedder("elmo-hf")                              # a converted folder, a Hub id or an ElmoModel
 embedder.embed_sentence("The play was a hit.")                  # (L + 1, 6, 2P): every layer, as AllenNLP
 embedder.embed_sentences(["I saw the play .".split(), "Hi"], layers="top")   # [(4, 2P), (1, 2P)]
@@ -32,6 +33,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
 from .pipeline_elmo import POOLINGS, pool_words, resolve_layer, select_layers, to_numpy
+from .pretrained import DEFAULT_MODEL
 from .tokenization_elmo import ElmoTokenizer
 
 Sentence = str | Sequence[str]
@@ -55,7 +57,8 @@ class ElmoEmbedder:
     """Embed sentences with an ELMo model into NumPy arrays.
 
     Args:
-        model: a converted model folder, a Hub id, or a loaded `ElmoModel`.
+        model: a converted model folder, a Hub id, or a loaded `ElmoModel`; default: the English model shipped
+            with the package (`modeling_elmo.pretrained.DEFAULT_MODEL`, no download).
         tokenizer: the tokenizer; by default the one saved with the model (a fresh `ElmoTokenizer` for a model
             that was not loaded from a folder or the Hub).
         device: where to run the model (`"cpu"`, `"cuda"`, `"cuda:1"`, …); default: where the model is.
@@ -68,7 +71,7 @@ class ElmoEmbedder:
 
     def __init__(
         self,
-        model: str | os.PathLike | PreTrainedModel,
+        model: str | os.PathLike | PreTrainedModel = DEFAULT_MODEL,
         tokenizer: ElmoTokenizer | None = None,
         device: str | torch.device | None = None,
         batch_size: int = 64,

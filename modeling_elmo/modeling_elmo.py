@@ -22,6 +22,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 from transformers.utils import ModelOutput, cached_file
 
 from .configuration_elmo import ElmoConfig
@@ -134,6 +135,10 @@ class ElmoLinear(nn.Linear):
         return flat.view(*inputs.shape[:-1], self.out_features)
 
 
+#: Words per character-CNN product (see `ElmoCharacterCNN.forward`).
+CHAR_CNN_CHUNK_WORDS = 256
+
+
 class ElmoCharacterCNN(nn.Module):
     """Character embedding, one convolution per filter width, max over positions, then the activation.
 
@@ -151,7 +156,15 @@ class ElmoCharacterCNN(nn.Module):
         self._onednn_weights: dict[str, tuple] = {}
 
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
-        """(N, C) character ids → (N, F) features."""
+        """(N, C) character ids → (N, F) features, `CHAR_CNN_CHUNK_WORDS` words at a time: the responses of
+        the widest filter for N words at once would take N × C × F_w floats (900 MB for a 5,000-word text with
+        the Original model)."""
+        if char_ids.shape[0] <= CHAR_CNN_CHUNK_WORDS:
+            return self._features(char_ids)
+        return torch.cat([self._features(chunk) for chunk in char_ids.split(CHAR_CNN_CHUNK_WORDS)])
+
+    def _features(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """(n, C) character ids → (n, F) features."""
         embedded = self.embedding(char_ids)
         num_words, num_chars, embedding_dim = embedded.shape
         features = []
@@ -174,8 +187,8 @@ class ElmoHighwayLayer(nn.Module):
 
     def __init__(self, width: int) -> None:
         super().__init__()
-        self.carry_gate = ElmoLinear(width, width)
-        self.transform = ElmoLinear(width, width)
+        self.carry_gate = nn.Linear(width, width)
+        self.transform = nn.Linear(width, width)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, F) → (N, F)."""
@@ -209,6 +222,23 @@ class ElmoTokenEmbedder(nn.Module):
         return self.projection(features)
 
 
+#: Fewest rows (word positions of all running sentences) whose LSTM input contributions are computed together.
+GATE_BLOCK_ROWS = 512
+
+
+def _gate_block_rows(active_rows: list[int], offset: int) -> int:
+    """Rows of the gate block that starts at packed row `offset` (a step boundary): whole steps, at least
+    `GATE_BLOCK_ROWS` rows unless the sequence ends first."""
+    position, block = 0, 0
+    for rows in active_rows:
+        if position >= offset:
+            block += rows
+            if block >= GATE_BLOCK_ROWS:
+                break
+        position += rows
+    return block
+
+
 class ElmoLstmLayer(GradientCheckpointingLayer):
     """One biLSTM layer: the forward and the backward LSTM with projection (LSTMP), computed together.
 
@@ -216,8 +246,10 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
     `c = clip(sigmoid(f + 1) * c + sigmoid(i) * tanh(j))`, `h = clip((sigmoid(o) * tanh(c)) W_P)`.
     The weights keep the original layout (y = x @ W), stacked over the two directions.
 
-    The sequence arrives packed time-major (see `ElmoBiLstm`): the input contributions of all steps are one
-    matrix product, and each step only computes the sentences still running.
+    The sequence arrives packed time-major (see `ElmoBiLstm`): the input contributions of the steps are
+    computed in blocks of at least `GATE_BLOCK_ROWS` rows (one large matrix product per block, while the gates
+    of a 5,000-word text at once would take 2 × 5,000 × 4D floats: 655 MB for the Original model), and each step
+    only computes the sentences still running.
     """
 
     def __init__(self, config: ElmoConfig) -> None:
@@ -249,15 +281,18 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         """
         if inputs.shape[1] == 0:
             return inputs, cell, hidden
-        gate_inputs = self._input_gates(inputs)
         step_outputs, finished_cells, finished_hiddens, offset = [], [], [], 0
+        block_start = block_end = 0
         for rows in active_rows:
             if rows < cell.shape[1]:
                 # The shortest sentences end here; their states are final.
                 finished_cells.append(cell[:, rows:])
                 finished_hiddens.append(hidden[:, rows:])
                 cell, hidden = cell[:, :rows], hidden[:, :rows]
-            gates = self._add_recurrent(gate_inputs, offset, hidden)
+            if offset == block_end:
+                block_start, block_end = offset, offset + _gate_block_rows(active_rows, offset)
+                gate_inputs = self._input_gates(inputs[:, block_start:block_end])
+            gates = self._add_recurrent(gate_inputs, offset - block_start, hidden)
             input_gate, candidate, forget_gate, output_gate = gates.chunk(4, dim=-1)
             cell = torch.addcmul(torch.sigmoid(forget_gate) * cell, torch.sigmoid(input_gate), torch.tanh(candidate))
             if self.cell_clip is not None:
@@ -271,23 +306,17 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         final_hidden = torch.cat([hidden, *reversed(finished_hiddens)], dim=1)
         return torch.cat(step_outputs, dim=1), final_cell, final_hidden
 
-    def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """`inputs (2, N, P) @ input_weight + bias`, with the forget bias added: (2, N, 4D) or, on the oneDNN
-        path, one (N, 4D) tensor per direction (stacking them would copy the largest tensor of the layer)."""
+    def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`inputs (2, n, P) @ input_weight + bias`, with the forget bias added: (2, n, 4D).
+
+        A plain product, unlike the per-step ones: keeping this weight packed for oneDNN as well would cost
+        another copy of it (134 MB for the Original model) for a product that runs on many rows at once."""
         four_cells = self.bias.shape[-1]
         forget_bias = torch.zeros_like(self.bias)
         forget_bias[:, four_cells // 2 : 3 * four_cells // 4] = FORGET_BIAS
-        bias = self.bias + forget_bias
-        if not _onednn_applies(self.input_weight):
-            return torch.baddbmm(bias[:, None, :], inputs, self.input_weight)
-        return [
-            _onednn_linear(self._onednn_weights, f"input{d}", inputs[d], self.input_weight[d].t(), bias[d])
-            for d in range(2)
-        ]
+        return torch.baddbmm((self.bias + forget_bias)[:, None, :], inputs, self.input_weight)
 
-    def _add_recurrent(
-        self, gate_inputs: torch.Tensor | list[torch.Tensor], offset: int, hidden: torch.Tensor
-    ) -> torch.Tensor:
+    def _add_recurrent(self, gate_inputs: torch.Tensor, offset: int, hidden: torch.Tensor) -> torch.Tensor:
         """The gates (2, n, 4D) of one step: its rows of `gate_inputs` from `offset` on, plus
         `hidden (2, n, P) @ recurrent_weight`."""
         rows = hidden.shape[1]
@@ -450,8 +479,9 @@ class ElmoModel(ElmoPreTrainedModel):
     stored `primed_*_state` buffers (`"primed"`, set by `prime_states`).
     """
 
-    # A language-model folder (`ElmoForBidirectionalLM`) also holds the word softmax, which the biLM does not use.
-    _keys_to_ignore_on_load_unexpected = (r"^softmax\.",)
+    # A language-model folder (`ElmoForBidirectionalLM`) also holds the word softmax, and a task head's folder its mix,
+    # encoder and classifier, which the biLM does not use.
+    _keys_to_ignore_on_load_unexpected = (r"^softmax\.", r"^(scalar_mix|encoder|classifier)\.")
 
     def __init__(self, config: ElmoConfig) -> None:
         super().__init__(config)
@@ -1169,3 +1199,280 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
                 )
             model.vocabulary = vocabulary
         return loaded
+
+
+# Task heads: the biLM, the task's scalar mix of its layers, a task encoder and a classifier (paper section 3.3).
+
+#: Label id that `ElmoForTokenClassification` leaves out of its loss (transformers' convention).
+TOKEN_IGNORE_INDEX = -100
+
+
+class ElmoTaskEncoder(nn.Module):
+    """The task's own contextual encoder over the mixed ELMo vectors: a bidirectional LSTM (`task_encoder="lstm"`,
+    `task_encoder_layers` layers of `task_encoder_hidden_size` per direction, `task_encoder_dropout` between them) or
+    the identity (`"none"`). Each sequence is encoded over its own words only; the output is zero at padding."""
+
+    def __init__(self, config: ElmoConfig) -> None:
+        super().__init__()
+        self.lstm: nn.LSTM | None = None
+        self.output_size = config.hidden_size
+        if config.task_encoder == "lstm":
+            num_layers = config.task_encoder_layers
+            self.lstm = nn.LSTM(
+                config.hidden_size,
+                config.task_encoder_hidden_size,
+                num_layers=num_layers,
+                batch_first=True,
+                bidirectional=True,
+                dropout=config.task_encoder_dropout if num_layers > 1 else 0.0,
+            )
+            self.output_size = 2 * config.task_encoder_hidden_size
+
+    def forward(self, vectors: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, 2P) mixed vectors and the (B, T) bool word mask (a prefix of every row) → (B, T, output_size)."""
+        if self.lstm is None:
+            return torch.where(word_mask[..., None], vectors, 0.0)
+        lengths = word_mask.sum(dim=1)
+        encoded = vectors.new_zeros(*word_mask.shape, self.output_size)
+        rows = (lengths > 0).nonzero(as_tuple=True)[0]  # the LSTM cannot pack sequences without words
+        if rows.numel() == 0:
+            return encoded
+        packed = nn.utils.rnn.pack_padded_sequence(
+            vectors[rows], lengths[rows].cpu(), batch_first=True, enforce_sorted=False
+        )
+        output, _ = nn.utils.rnn.pad_packed_sequence(
+            self.lstm(packed)[0], batch_first=True, total_length=word_mask.shape[1]
+        )
+        return encoded.index_copy(0, rows, output.to(encoded.dtype))
+
+
+class ElmoSequencePooler(nn.Module):
+    """One vector per sequence: the mean or the max (`config.sequence_pooling`) over its own words, never over
+    padding; a sequence without words pools to zeros."""
+
+    def __init__(self, pooling: str) -> None:
+        super().__init__()
+        self.pooling = pooling
+
+    def forward(self, encoded: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) encoded words and the (B, T) bool word mask → (B, H)."""
+        keep = word_mask[..., None]
+        if self.pooling == "mean":
+            return (encoded * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
+        if encoded.shape[1] == 0:
+            return encoded.new_zeros(encoded.shape[0], encoded.shape[2])
+        pooled = encoded.masked_fill(~keep, float("-inf")).amax(dim=1)
+        return torch.where(keep.any(dim=1), pooled, 0.0)
+
+
+class ElmoTaskModel(ElmoPreTrainedModel):
+    """What the task heads share (paper section 3.3): the biLM `elmo` (an `ElmoModel`; frozen with
+    `config.freeze_elmo`, the default), the task's `scalar_mix` of its L + 1 layers (γ, dropout, optional layer norm;
+    its `λ ‖s‖²` is added to the loss), the task `encoder` (`ElmoTaskEncoder`) and the linear `classifier`.
+
+    `forward` runs the biLM and hands its layers to `classify_layers`, which the heads implement; training on cached
+    layers of a frozen biLM calls `classify_layers` directly. The biLM runs without autograd while none of its
+    parameters requires gradients (`freeze_elmo` sets that when the head is built).
+    """
+
+    # A language-model folder also holds the word softmax, which the heads do not use.
+    _keys_to_ignore_on_load_unexpected = (r"(^|\.)softmax\.",)
+    accepts_loss_kwargs = False  # the loss is a per-batch mean; the Trainer scales it for gradient accumulation
+
+    def __init__(self, config: ElmoConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.elmo = ElmoModel(config)
+        self.scalar_mix = ElmoScalarMix(
+            config.num_lstm_layers + 1, do_layer_norm=config.scalar_mix_layer_norm, dropout=config.scalar_mix_dropout
+        )
+        self.encoder = ElmoTaskEncoder(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(self.encoder.output_size, config.num_labels)
+        self.post_init()
+        self.elmo.requires_grad_(not config.freeze_elmo)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, with the biLM frozen again as `config.freeze_elmo` says (loading
+        replaces the parameters, and with them their `requires_grad`)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.elmo.requires_grad_(not model.config.freeze_elmo)
+        return loaded
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """A uniform mix (s = 0) with γ = 1; transformers' defaults for the task LSTM (Xavier, zero bias) and the
+        classifier (normal, standard deviation 0.02, zero bias); the biLM as in `ElmoPreTrainedModel`."""
+        if isinstance(module, ElmoScalarMix):
+            init.zeros_(module.scalar_parameters)
+            init.ones_(module.gamma)
+        elif isinstance(module, nn.LSTM) or (isinstance(module, nn.Linear) and not isinstance(module, ElmoLinear)):
+            PreTrainedModel._init_weights(self, module)
+        else:
+            super()._init_weights(module)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        word_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ModelOutput | tuple[torch.Tensor, ...]:
+        """Args:
+            input_ids: (B, T, C) character ids from `ElmoTokenizer`.
+            attention_mask: (B, T), 1 for words, 0 for right padding.
+            labels: the head's labels (see `classify_layers`); with them the output has the loss.
+            word_ids: (B, T) word ids, for a biLM with a word embedding only.
+            output_hidden_states: also return the biLM's L + 1 layers, each (B, T, 2P).
+
+        Returns:
+            the head's output (or a tuple): `loss` (with labels), `logits` and optionally `hidden_states`.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        word_mask = self.elmo._word_mask(input_ids, attention_mask)
+        fine_tuning = any(parameter.requires_grad for parameter in self.elmo.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and fine_tuning):
+            layers = self.elmo(
+                input_ids, attention_mask=word_mask, word_ids=word_ids, output_hidden_states=True, return_dict=True
+            ).hidden_states
+        output = self.classify_layers(list(layers), word_mask, labels)
+        if output_hidden_states:
+            output.hidden_states = layers
+        return output if return_dict else output.to_tuple()
+
+    def classify_layers(
+        self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> ModelOutput:
+        """Everything after the biLM (mix → encoder → classifier → loss), from its precomputed layers; see the
+        heads."""
+        raise NotImplementedError
+
+    def _encode(self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor) -> torch.Tensor:
+        """Check the L + 1 (B, T, 2P) layers and the (B, T) word mask; mix the layers and run the task encoder:
+        (B, T, encoder.output_size), zero at padding."""
+        num_layers, width = self.config.num_lstm_layers + 1, self.config.hidden_size
+        if not isinstance(word_mask, torch.Tensor) or word_mask.dim() != 2:
+            found = tuple(word_mask.shape) if isinstance(word_mask, torch.Tensor) else type(word_mask).__name__
+            raise ValueError(f"word_mask must be a (batch, words) tensor, got {found}")
+        if len(layers) != num_layers:
+            raise ValueError(f"expected the biLM's {num_layers} layers (L + 1), got {len(layers)}")
+        shape = (*word_mask.shape, width)
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, torch.Tensor) or tuple(layer.shape) != shape:
+                found = tuple(layer.shape) if isinstance(layer, torch.Tensor) else type(layer).__name__
+                raise ValueError(f"layer {index} must be a (batch, words, 2P) = {shape} tensor, got {found}")
+        word_mask = word_mask.bool()
+        return self.encoder(self.scalar_mix(layers, word_mask), word_mask)
+
+    def _mix_penalty(self) -> torch.Tensor:
+        """The scalar mix's `λ ‖s‖²` (`config.scalar_mix_regularization`)."""
+        return self.scalar_mix.regularization_loss(self.config.scalar_mix_regularization)
+
+    def _check_class_ids(self, labels: torch.Tensor, mask: torch.Tensor, ignore_index: int | None = None) -> None:
+        """Check integer class labels shaped like the bool `mask`, in [0, num_labels) where `mask` is true (and the
+        label is not `ignore_index`)."""
+        shape = tuple(mask.shape)
+        if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != shape:
+            found = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise ValueError(f"labels must be a {shape} tensor of label ids, got {found}")
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(f"labels must hold integer label ids, got dtype {labels.dtype}")
+        values = labels[mask if ignore_index is None else mask & (labels != ignore_index)]
+        if values.numel() and (values.min() < 0 or values.max() >= self.num_labels):
+            allowed = f"[0, {self.num_labels - 1}]" + ("" if ignore_index is None else f" (or {ignore_index})")
+            raise ValueError(f"labels must lie in {allowed}, got values in [{int(values.min())}, {int(values.max())}]")
+
+
+class ElmoForTokenClassification(ElmoTaskModel):
+    """ELMo for labelling every word (tagging, NER): biLM → scalar mix → task encoder → linear classifier per word.
+    Predictions line up with the tokenizer's words; `pipeline("token-classification")` gives each word's label with
+    its character offsets."""
+
+    def classify_layers(
+        self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> TokenClassifierOutput:
+        """Mix → encoder → classifier → loss, from the biLM's precomputed layers.
+
+        Args:
+            layers: the biLM's L + 1 layers, each (B, T, 2P) (`ElmoModel(..., output_hidden_states=True)`).
+            word_mask: (B, T) bool (or 0/1), true at words (a prefix of every row).
+            labels: (B, T) label ids; -100, and every padding position, is left out of the loss.
+
+        Returns:
+            `TokenClassifierOutput` with `logits` (B, T, num_labels) and, with labels, `loss`: the mean cross-entropy
+            over the labelled words plus the mix's `λ ‖s‖²`.
+        """
+        logits = self.classifier(self.dropout(self._encode(layers, word_mask)))
+        loss = None
+        if labels is not None:
+            word_mask = word_mask.bool()
+            self._check_class_ids(labels, word_mask, ignore_index=TOKEN_IGNORE_INDEX)
+            labels = labels.long().masked_fill(~word_mask, TOKEN_IGNORE_INDEX)
+            total = nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten(), ignore_index=TOKEN_IGNORE_INDEX, reduction="sum"
+            )
+            loss = total / (labels != TOKEN_IGNORE_INDEX).sum().clamp(min=1) + self._mix_penalty()
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+class ElmoForSequenceClassification(ElmoTaskModel):
+    """ELMo for classifying (or scoring) whole texts: biLM → scalar mix → task encoder → masked mean or max pooling
+    over the words (`config.sequence_pooling`) → linear classifier. The loss follows `config.problem_type` as in
+    transformers: `"single_label_classification"` (cross-entropy), `"multi_label_classification"` (binary
+    cross-entropy per label) or `"regression"` (mean squared error); unset, it is regression for `num_labels = 1`,
+    single-label for integer labels, multi-label otherwise."""
+
+    def __init__(self, config: ElmoConfig) -> None:
+        super().__init__(config)
+        self.pooler = ElmoSequencePooler(config.sequence_pooling)
+
+    def classify_layers(
+        self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> SequenceClassifierOutput:
+        """Mix → encoder → pooling → classifier → loss, from the biLM's precomputed layers.
+
+        Args:
+            layers: the biLM's L + 1 layers, each (B, T, 2P) (`ElmoModel(..., output_hidden_states=True)`).
+            word_mask: (B, T) bool (or 0/1), true at words (a prefix of every row).
+            labels: (B,) class ids (single-label), (B, num_labels) 0/1 targets (multi-label), or (B,) / (B, num_labels)
+                values (regression).
+
+        Returns:
+            `SequenceClassifierOutput` with `logits` (B, num_labels) and, with labels, `loss` plus the mix's `λ ‖s‖²`.
+        """
+        encoded = self._encode(layers, word_mask)
+        logits = self.classifier(self.dropout(self.pooler(encoded, word_mask.bool())))
+        loss = None if labels is None else self._loss(logits, labels) + self._mix_penalty()
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of (B, num_labels) logits for the configured (or inferred) problem type."""
+        if not isinstance(labels, torch.Tensor):
+            raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
+        integer = not (labels.dtype.is_floating_point or labels.dtype == torch.bool)
+        problem_type = self.config.problem_type
+        if problem_type is None:
+            if self.num_labels == 1:
+                problem_type = "regression"
+            else:
+                problem_type = "single_label_classification" if integer else "multi_label_classification"
+        batch_size, logits = logits.shape[0], logits.float()
+        if problem_type == "single_label_classification":
+            self._check_class_ids(labels, torch.ones(batch_size, dtype=torch.bool, device=logits.device))
+            return nn.functional.cross_entropy(logits, labels.long())
+        expected = [(batch_size, self.num_labels)]
+        if problem_type == "regression" and self.num_labels == 1:
+            expected.append((batch_size,))
+        if tuple(labels.shape) not in expected:
+            raise ValueError(f"labels for {problem_type} must be shaped {' or '.join(map(str, expected))}")
+        if problem_type == "regression":
+            return nn.functional.mse_loss(logits.view(labels.shape), labels.float())
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels.float())

@@ -23,6 +23,10 @@ Inputs: one text or a list of texts (a batch; use `batch_size=` for speed: resul
 padding). Already split words: `is_split_into_words=True` with a list of words (one text) or a list of such
 lists; offsets then refer to the words joined by single spaces.
 
+`pipeline("token-classification")` (alias `"ner"`) on an ELMo token classifier builds an
+`ElmoTokenClassificationPipeline`: one prediction per word of the tokenizer, with its character offsets
+(see `register_token_classification_pipeline` for how it is selected).
+
 This module is copied into converted model folders as remote code, so it imports only torch, numpy and
 transformers.
 """
@@ -35,10 +39,13 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.token_classification import AggregationStrategy, TokenClassificationPipeline
 
 #: Names accepted by `layer` besides a layer number.
 NAMED_LAYERS = ("all", "top", "average", "mix")
 POOLINGS = ("mean", "max")
+TOKEN_CLASSIFICATION_TASK = "token-classification"
 
 
 def resolve_layer(
@@ -198,3 +205,147 @@ class ElmoEmbeddingsPipeline(Pipeline):
         if pooling is not None:
             result["sentence_vector"] = to_numpy(pool_words(vectors, pooling))
         return result
+
+
+class ElmoTokenClassificationPipeline(TokenClassificationPipeline):
+    """transformers' token-classification pipeline for ELMo, whose tokenizer gives whole words as (words, 50)
+    character ids instead of subword ids. Every word of a text gets one prediction:
+    `{"entity", "score", "index", "word", "start", "end"}`, `text[start:end] == word`, `index` the word's position.
+
+    As in transformers, predictions labelled `"O"` are left out unless `ignore_labels=[]` is passed. With
+    `aggregation_strategy="simple"` (or `"first"`, `"average"`, `"max"`, which equal it for whole words) adjacent
+    words with the same entity (`B-X` then `I-X`…) merge into `{"entity_group", "score", "word", "start", "end"}`,
+    the score being the words' mean. `is_split_into_words=True` takes lists of words; offsets then refer to the
+    words joined by `delimiter` (default a space).
+
+    Built for any other model, the class gives transformers' own `TokenClassificationPipeline`, so registering it
+    for the task changes nothing for other models.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TokenClassificationPipeline:
+        model = kwargs.get("model", args[0] if args else None)
+        if getattr(getattr(model, "config", None), "model_type", None) != "elmo":
+            return TokenClassificationPipeline(*args, **kwargs)
+        return super().__new__(cls)
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Tag one text (→ a list of dicts) or a list of texts (→ a list of such lists). With
+        `is_split_into_words=True`, one list of words is one text."""
+        if kwargs.get("is_split_into_words") and _is_word_list(inputs):
+            return super().__call__([list(inputs)], **kwargs)[0]
+        return super().__call__(inputs, **kwargs)
+
+    def check_model_type(self, supported_models: list[str] | dict) -> None:
+        """Log an error unless the model is an ELMo token classifier (transformers' list names its own models only)."""
+        super().check_model_type(["ElmoForTokenClassification"])
+
+    def _sanitize_parameters(
+        self,
+        ignore_labels: list[str] | None = None,
+        aggregation_strategy: str | AggregationStrategy | None = None,
+        offset_mapping: Any = None,
+        is_split_into_words: bool = False,
+        stride: int | None = None,
+        delimiter: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        if offset_mapping is not None:
+            raise ValueError("the ELMo pipeline takes each word's offsets from its tokenizer: pass no offset_mapping")
+        if stride is not None:
+            raise ValueError("ELMo reads every text whole (the biLM has no length limit): pass no stride")
+        preprocess = {"is_split_into_words": bool(is_split_into_words), "delimiter": delimiter}
+        postprocess: dict[str, Any] = {}
+        if aggregation_strategy is not None:
+            if isinstance(aggregation_strategy, str):
+                names = [strategy.value for strategy in AggregationStrategy]
+                if aggregation_strategy.lower() not in names:
+                    raise ValueError(f"aggregation_strategy must be one of {names}, got {aggregation_strategy!r}")
+                aggregation_strategy = AggregationStrategy(aggregation_strategy.lower())
+            postprocess["aggregation_strategy"] = aggregation_strategy
+        if ignore_labels is not None:
+            postprocess["ignore_labels"] = ignore_labels
+        return preprocess, {}, postprocess
+
+    def preprocess(
+        self, sentence: str | list[str], is_split_into_words: bool = False, delimiter: str | None = None
+    ) -> Any:
+        if is_split_into_words:
+            if not _is_word_list(sentence):
+                raise ValueError(
+                    f"with is_split_into_words=True each text must be a list of words, got {sentence!r:.60}"
+                )
+            delimiter = " " if delimiter is None else delimiter
+            encoding = self.tokenizer(list(sentence), is_split_into_words=True, return_tensors="pt")
+            starts = np.cumsum([0] + [len(word) + len(delimiter) for word in sentence[:-1]]).tolist()
+            offsets = torch.tensor([[start, start + len(word)] for start, word in zip(starts, sentence, strict=True)])
+            offsets = offsets.view(1, len(sentence), 2)
+            text = delimiter.join(sentence)
+        else:
+            if not isinstance(sentence, str):
+                raise ValueError(
+                    f"each text must be a str, got {type(sentence).__name__} (pass is_split_into_words=True for words)"
+                )
+            encoding = self.tokenizer(sentence, return_offsets_mapping=True, return_tensors="pt")
+            offsets, text = encoding["offset_mapping"], sentence
+        model_inputs = {name: encoding[name] for name in self.tokenizer.model_input_names if name in encoding}
+        yield {**model_inputs, "offset_mapping": offsets, "sentence": text, "is_last": True}
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs = {name: model_inputs[name] for name in self.tokenizer.model_input_names if name in model_inputs}
+        return {
+            "logits": self.model(**inputs, return_dict=True).logits,
+            "attention_mask": model_inputs["attention_mask"],
+            "offset_mapping": model_inputs["offset_mapping"],
+            "sentence": model_inputs["sentence"],
+            "is_last": model_inputs["is_last"],
+        }
+
+    def postprocess(
+        self,
+        all_outputs: list[dict[str, Any]],
+        aggregation_strategy: AggregationStrategy = AggregationStrategy.NONE,
+        ignore_labels: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        ignore_labels = ["O"] if ignore_labels is None else ignore_labels
+        (outputs,) = all_outputs  # one chunk per text
+        num_words = int(outputs["attention_mask"][0].sum())
+        scores = torch.softmax(outputs["logits"][0, :num_words].float(), dim=-1)
+        sentence = outputs["sentence"]
+        entities = []
+        for index, ((start, end), word_scores) in enumerate(
+            zip(outputs["offset_mapping"][0, :num_words].tolist(), scores, strict=True)
+        ):
+            label = int(word_scores.argmax())
+            entities.append(
+                {
+                    "entity": self.model.config.id2label[label],
+                    "score": float(word_scores[label]),
+                    "index": index,
+                    "word": sentence[start:end],
+                    "start": start,
+                    "end": end,
+                }
+            )
+        if aggregation_strategy != AggregationStrategy.NONE:
+            entities = [
+                {**group, "score": float(group["score"]), "word": sentence[group["start"] : group["end"]]}
+                for group in self.group_entities(entities)
+            ]
+        return [
+            entity
+            for entity in entities
+            if entity.get("entity") not in ignore_labels and entity.get("entity_group") not in ignore_labels
+        ]
+
+
+def register_token_classification_pipeline() -> None:
+    """Make `pipeline("token-classification")` (and `"ner"`) build `ElmoTokenClassificationPipeline`.
+
+    transformers picks a task's pipeline class from its registry, or from the `custom_pipelines` of the model's
+    config.json; the latter demands `trust_remote_code=True` even where this package is installed. So the registry
+    entry of the task is pointed at this class instead, keeping its model classes and default model: the plain
+    `pipeline("token-classification", model=folder)` works, and every other model still gets transformers' own
+    pipeline (see `ElmoTokenClassificationPipeline.__new__`). `configuration_elmo` calls this on import, since
+    transformers loads the config, and so the folder's own copy of this code, before it picks the pipeline class.
+    """
+    entry = PIPELINE_REGISTRY.supported_tasks[TOKEN_CLASSIFICATION_TASK]
+    PIPELINE_REGISTRY.supported_tasks[TOKEN_CLASSIFICATION_TASK] = {**entry, "impl": ElmoTokenClassificationPipeline}

@@ -348,3 +348,19 @@ def test_scalar_mix_on_elmo_layers_matches_oracle(tmp_path: Path, oracle_layer_n
         with torch.no_grad():
             difference = (ours(layers, mask) - theirs(layers, mask)).abs().max().item()
         assert difference < MIX_TOLERANCE, f"do_layer_norm={do_layer_norm}: {difference:.3g}"
+
+
+def test_long_inputs_cross_the_chunk_and_block_boundaries_and_still_match(tmp_path: Path) -> None:
+    """More words than one character-CNN chunk and more rows than one gate block (`CHAR_CNN_CHUNK_WORDS`,
+    `GATE_BLOCK_ROWS`): one long text, and a batch whose sentences end inside a block."""
+    from modeling_elmo.modeling_elmo import CHAR_CNN_CHUNK_WORDS, GATE_BLOCK_ROWS
+
+    paths = write_case(tmp_path, CASES[1])
+    oracle, model = load_oracle(*paths), load_original(*paths)
+    vocabulary = [word for sentence in BATCHES[0] + BATCHES[1] for word in sentence]
+    long_text = [vocabulary[index % len(vocabulary)] for index in range(CHAR_CNN_CHUNK_WORDS + GATE_BLOCK_ROWS + 37)]
+    batch = [long_text[: 250 + 61 * row] for row in range(6)]
+    assert sum(len(sentence) + 2 for sentence in batch) > 3 * GATE_BLOCK_ROWS
+    for sentences in ([long_text], batch):
+        ids = char_ids(sentences)
+        assert_matches(run_ours(model, ids), run_oracle(oracle, ids, reset=True), sentences, "long input")

