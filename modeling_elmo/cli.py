@@ -1,5 +1,5 @@
 """The `elmo` command line: `elmo convert`, `elmo export-original`, `elmo push`, `elmo embed`, `elmo neighbors`,
-`elmo build-vocab`, `elmo train`, `elmo perplexity`."""
+`elmo build-vocab`, `elmo train`, `elmo perplexity`, `elmo evaluate`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from modeling_elmo.pretrained import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from modeling_elmo.training import CorpusSpec
@@ -246,6 +248,26 @@ def _perplexity(args: argparse.Namespace) -> None:
     )
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from modeling_elmo.evaluation import parse_tasks, require_matplotlib, run_evaluation
+    from modeling_elmo.evaluation_data import require_data
+
+    tasks = parse_tasks(args.tasks)
+    require_data(args.cache_dir, tasks, need_pretraining_text="pos" in tasks)  # fail before loading the model
+    require_matplotlib()
+    results = run_evaluation(
+        _load_embedder(args),
+        args.output_dir,
+        cache_dir=args.cache_dir,
+        tasks=tasks,
+        quick=args.quick,
+        seed=args.seed,
+        model_name=args.model,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {args.output_dir}: results.json, results.md and plots ({results['timings']['total_seconds']}s)")
+
+
 def _add_corpus_arguments(parser: argparse.ArgumentParser, files_help: str) -> None:
     parser.add_argument("files", nargs="*", metavar="FILE", help=files_help)
     parser.add_argument(
@@ -260,7 +282,11 @@ def _add_corpus_arguments(parser: argparse.ArgumentParser, files_help: str) -> N
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
-    parser.add_argument("--model", required=True, help="a converted model folder or a Hugging Face Hub id")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="a converted model folder or a Hugging Face Hub id (default: the English model shipped with the package)",
+    )
     parser.add_argument("--revision", help="the Hub revision (branch, tag or commit) of --model")
     parser.add_argument("--device", help="where to run the model, e.g. cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument(
@@ -410,7 +436,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(neighbors, batch_size=64)
     neighbors.set_defaults(handler=_neighbors)
     _add_language_model_commands(commands)
+    _add_evaluate_command(commands)
     return parser
+
+
+def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    """`elmo evaluate`."""
+    from modeling_elmo.evaluation import TASKS
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="the paper's stage 2 on small data: POS tagging, word sense and topic classification on the frozen biLM",
+        description="Evaluate a frozen biLM on Brown POS tagging (linear probe per layer and on a learned mix; "
+        "BiLSTM tagger on static vectors vs the ELMo mix), WordNet word senses (1-nearest-neighbour per layer, "
+        "WiC-style pairs) and BBC News topics (mix at λ = 0.001 and 1 vs single layers). The layers are computed "
+        "once and cached in memory. Writes results.json, results.md and PNG plots into --output-dir. The data "
+        "comes from `python scripts/fetch_evaluation_data.py` and `python scripts/fetch_corpora.py`.",
+    )
+    evaluate.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="a model folder or a Hugging Face Hub id (default: the English model shipped with the package)",
+    )
+    evaluate.add_argument("--revision", help="the Hub revision (branch, tag or commit) of --model")
+    evaluate.add_argument("--device", help="where to run the model, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    evaluate.add_argument(
+        "--batch-size", type=int, default=64, help="sentences per batch when running the biLM (default 64)"
+    )
+    evaluate.add_argument("--output-dir", required=True, help="where results.json, results.md and the plots go")
+    evaluate.add_argument(
+        "--tasks", default=",".join(TASKS), help=f"comma-separated tasks to run (default: {','.join(TASKS)})"
+    )
+    evaluate.add_argument("--quick", action="store_true", help="CI-sized: a few sentences and epochs per task")
+    evaluate.add_argument(
+        "--cache-dir", default="cache", help="where the fetched data and the prepared corpus are (default: cache)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training (default 0)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    evaluate.set_defaults(handler=_evaluate)
 
 
 def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
