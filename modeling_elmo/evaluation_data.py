@@ -32,7 +32,6 @@ possessive pronouns (`pp$`, `wp$`) are PRON as Penn's PRP$/WP$; `ql`, `qlp`, `wq
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modeling_elmo import corpora
+from modeling_elmo.conversion.model_card import file_sha256
 from modeling_elmo.vocabulary import LanguageModelError
 
 
@@ -115,14 +115,6 @@ def bbc_dir(cache_dir: str | os.PathLike) -> Path:
 
 def pretraining_text(cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir) / "corpus" / "train.txt"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _log(message: str) -> None:
