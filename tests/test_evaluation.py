@@ -552,3 +552,47 @@ def test_the_real_data_parses_as_documented():
     assert wordnet.most_frequent_sense("bank", "n") == wordnet.senses[("bank", "n")][0]
     articles = data.read_bbc(bbc_folder)
     assert len(articles) == 2_225 and len({article.topic for article in articles}) == 5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training protocol
+
+
+def test_the_mix_learns_its_layer_weights_and_lambda_pulls_them_to_uniform():
+    """Only layer 1 carries the labels (layers 0 and 2 are noise, at other scales): with its own learning rate the
+    mix puts most of its weight on layer 1 at λ = 0.001 (at the encoder's rate it barely left uniform), and λ = 1
+    keeps it nearer to uniform."""
+    import torch
+
+    from modeling_elmo import ElmoConfig
+    from modeling_elmo.evaluation import build_head, head_config, parameter_groups, train_head
+
+    bilm = ElmoConfig(projection_dim=4, lstm_cell_dim=8, char_cnn_filters=[[1, 4]], char_embedding_dim=4)
+    generator = torch.Generator().manual_seed(0)
+
+    def items(count):
+        labels = torch.randint(0, 2, (count,), generator=generator)
+        features = []
+        for label in labels:
+            layers = torch.randn(3, 5, 8, generator=generator) * torch.tensor([5.0, 1.0, 0.5])[:, None, None]
+            layers[1, :, 0] += 3.0 * (2 * label - 1)
+            features.append(layers.half())
+        return features, labels.tolist()
+
+    train, test = items(256), items(64)
+
+    def fit(regularization, mix_learning_rate):
+        config = head_config(bilm, 2, "none", 1, regularization, 0.0)
+        head = build_head("sequence", config, seed=0)
+        groups = parameter_groups(head, 1e-3, mix_learning_rate)
+        assert [group["lr"] for group in groups] == [1e-3, mix_learning_rate]
+        assert groups[1]["params"][0] is head.scalar_mix.scalar_parameters and groups[1]["weight_decay"] == 0.0
+        return train_head(
+            head, train, test, sequence=True, select="all", num_layers=3, epochs=8, learning_rate=1e-3,
+            mix_learning_rate=mix_learning_rate, batch_size=32, seed=0,
+        )  # fmt: skip
+
+    slow, small, large = fit(0.001, 1e-3), fit(0.001, 0.1), fit(1.0, 0.1)
+    assert max(abs(weight - 1 / 3) for weight in slow["mix_weights"]) < 0.05
+    assert small["mix_weights"][1] > 0.6 and small["accuracy"] > 90.0
+    assert 1 / 3 < large["mix_weights"][1] < 0.5
