@@ -36,14 +36,16 @@ def main() -> int:
     parser.add_argument("model_dir", nargs="?", default="cache/shipped-model", help="the trained model folder")
     parser.add_argument("--target", default=DEFAULT_MODEL, help="where to install it (default: the package's)")
     parser.add_argument("--state-mode", choices=MODES, default="primed", help="the shipped state mode")
+    parser.add_argument("--evaluation", help="an `elmo evaluate` output folder to ship with the model (downstream/)")
     args = parser.parse_args()
-    install(Path(args.model_dir), Path(args.target), args.state_mode)
+    install(Path(args.model_dir), Path(args.target), args.state_mode, args.evaluation and Path(args.evaluation))
     print(f"installed {args.model_dir} as {args.target}")
     return 0
 
 
-def install(model_dir: Path, target: Path, state_mode: str) -> None:
-    """Copy the model in `model_dir` to `target` with `state_mode` and a model card."""
+def install(model_dir: Path, target: Path, state_mode: str, evaluation: Path | None = None) -> None:
+    """Copy the model in `model_dir` to `target` with `state_mode` and a model card, and the results and plots of
+    an `elmo evaluate` run (`evaluation`) into `target/downstream/`."""
     missing = [name for name in (*COPIED, "config.json") if not (model_dir / name).is_file()]
     if missing:
         raise SystemExit(f"{model_dir} is not a finished training run: missing {', '.join(missing)}")
@@ -57,6 +59,13 @@ def install(model_dir: Path, target: Path, state_mode: str) -> None:
         shutil.copyfile(model_dir / name, staging / name)
         (staging / name).chmod(0o644)
     (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if evaluation is not None:
+        (staging / "downstream").mkdir()
+        for item in evaluation.iterdir():
+            if item.suffix in (".md", ".json", ".png"):
+                shutil.copyfile(item, staging / "downstream" / item.name)
+                (staging / "downstream" / item.name).chmod(0o644)
+        (staging / "downstream").chmod(0o755)
     log = [json.loads(line) for line in (model_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
     card = model_card(staging, log)
     (staging / "README.md").write_text(card, encoding="utf-8")
@@ -101,6 +110,13 @@ def model_card(folder: Path, log: list[dict]) -> str:
                 f"{values['average_perplexity']:.1f} | {row['unigram_perplexity']:.1f} |"
             )
     hours = f"{train_seconds / 3600:.1f} hours" if train_seconds else "(not recorded)"
+    evaluation_text = ""
+    if (folder / "downstream" / "results.md").is_file():
+        evaluation_text = (
+            "## Downstream evaluation\n\n`elmo evaluate` (POS tagging probes and taggers on Brown, word senses from "
+            "WordNet's examples, BBC News topics; the frozen biLM's layers one by one and mixed): "
+            "[downstream/results.md](downstream/results.md), with its plots in `downstream/`.\n"
+        )
     body = f"""
 # elmo-english-small
 
@@ -158,6 +174,7 @@ code did (each row continues the text of the same row of the previous batch: ord
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
+{evaluation_text}
 ## Limitations
 
 Trained on 4.9 million tokens of mostly 19th–21st century American English (political speeches, the 1961
