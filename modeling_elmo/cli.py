@@ -281,7 +281,7 @@ def _add_corpus_arguments(parser: argparse.ArgumentParser, files_help: str) -> N
     )
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
+def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int, tokenized: bool = True) -> None:
     parser.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -292,9 +292,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int) -> No
     parser.add_argument(
         "--batch-size", type=int, default=batch_size, help=f"sentences per batch (default {batch_size})"
     )
-    parser.add_argument(
-        "--tokenized", action="store_true", help="the input's words are already separated by spaces (no splitting)"
-    )
+    if tokenized:
+        parser.add_argument(
+            "--tokenized", action="store_true", help="the input's words are already separated by spaces (no splitting)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -453,16 +454,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         "once and cached in memory. Writes results.json, results.md and PNG plots into --output-dir. The data "
         "comes from `python scripts/fetch_evaluation_data.py` and `python scripts/fetch_corpora.py`.",
     )
-    evaluate.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="a model folder or a Hugging Face Hub id (default: the English model shipped with the package)",
-    )
-    evaluate.add_argument("--revision", help="the Hub revision (branch, tag or commit) of --model")
-    evaluate.add_argument("--device", help="where to run the model, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    evaluate.add_argument(
-        "--batch-size", type=int, default=64, help="sentences per batch when running the biLM (default 64)"
-    )
+    _add_model_arguments(evaluate, batch_size=64, tokenized=False)
     evaluate.add_argument("--output-dir", required=True, help="where results.json, results.md and the plots go")
     evaluate.add_argument(
         "--tasks", default=",".join(TASKS), help=f"comma-separated tasks to run (default: {','.join(TASKS)})"
