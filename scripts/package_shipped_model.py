@@ -109,7 +109,8 @@ def model_card(folder: Path, log: list[dict]) -> str:
                 f"{values['forward_perplexity']:.1f} | {values['backward_perplexity']:.1f} | "
                 f"{values['average_perplexity']:.1f} | {row['unigram_perplexity']:.1f} |"
             )
-    hours = f"{train_seconds / 3600:.1f} hours" if train_seconds else "(not recorded)"
+    took = f" Training took {train_seconds / 3600:.1f} hours on a 2-core CPU." if train_seconds else ""
+    note = f"\n- **Note**: {run['note']}." if run.get("note") else ""
     evaluation_text = ""
     if (folder / "downstream" / "results.md").is_file():
         evaluation_text = (
@@ -158,9 +159,8 @@ cells projected to {config.projection_dim} (clip {config.cell_clip}), residual c
   tokens in all: {steps * tokens_per_step / run["corpus_tokens"]:.1f} passes), sampled softmax with
   {settings["num_sampled"]} negatives, {settings["optimizer"]} (learning rate {settings["learning_rate"]},
   {settings["lr_scheduler"]} decay), gradient clipping at {settings["max_grad_norm"]}, dropout {settings["dropout"]},
-  seed {settings["seed"]}; `torchrun` with {run["world_size"]} single-threaded processes (DDP over gloo).
-  Training took {hours} on a 2-core CPU.
-- **Primed state**: computed from the Brown dev files (held out, positions ≡ 8 mod 10).
+  seed {settings["seed"]}; `torchrun` with {run["world_size"]} single-threaded processes (DDP over gloo).{took}
+- **Primed state**: computed from the Brown dev files (held out, positions ≡ 8 mod 10).{note}
 
 ## Held-out perplexity
 
