@@ -26,14 +26,7 @@ from modeling_elmo.perplexity import evaluate_perplexity
 from modeling_elmo.training import PackedStream, TokenEncoder
 from modeling_elmo.vocabulary import Vocabulary
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tiny models run faster on one thread, also when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # A 3-word vocabulary (plus the special words); "fish" and "a" are out of it.

@@ -53,13 +53,7 @@ SENTIMENT_TEXTS = ["a good film", "bad", "good good good", "a bad bad film", "th
 SENTIMENT_LABELS = [1, 0, 1, 0, 1, 0]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train much faster on one thread, and do not slow other processes sharing the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

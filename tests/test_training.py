@@ -30,13 +30,7 @@ FAST = ["--preset", "tiny", "--tokenized", "--batch-size", "4", "--unroll-steps"
 FAST += ["--dropout", "0", "--no-progress", "--logging-steps", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train much faster on one thread, and do not slow to a crawl when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
