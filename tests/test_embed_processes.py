@@ -63,8 +63,8 @@ def test_an_interrupted_job_finishes_when_run_again(folder, corpus, tmp_path, in
         wait_for_windows(process, parts, 3)
         process.send_signal(interruption)
         if interruption == signal.SIGINT:
-            # As a user presses Ctrl-C again: the job was seen to finish normally after one SIGINT in 2 of 3 runs of the whole
-            # suite (never alone, cause not found); if the job still runs 1 s later, interrupt it once more.
+            # As a user presses Ctrl-C again: the job was seen to finish normally after one SIGINT in 2 of 3 runs of
+            # the whole suite (never alone, cause not found); if the job still runs 1 s later, interrupt it again.
             try:
                 process.wait(timeout=1)
             except subprocess.TimeoutExpired:
