@@ -42,7 +42,7 @@ from modeling_elmo.vocabulary import read_vocabulary
 
 #: Optimizer steps of the full recipe: just under one pass over the corpus. The shipped weights are step 7,500 of a
 #: 14,000-step run whose linear schedule had not decayed yet: that run was killed by the out-of-memory killer at the
-#: end of its first pass (a memory growth in `elmo train` at the corpus wrap-around, not yet fixed).
+#: end of its first pass (a memory growth in `elmo train`, cause not yet found).
 FULL_STEPS = 7500
 SMOKE_STEPS = 30
 VOCAB_SIZE = 20000
