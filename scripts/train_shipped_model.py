@@ -42,7 +42,8 @@ from modeling_elmo.vocabulary import read_vocabulary
 
 #: Optimizer steps of the full recipe: just under one pass over the corpus. The shipped weights are step 7,500 of a
 #: 14,000-step run whose linear schedule had not decayed yet: that run was killed by the out-of-memory killer at the
-#: end of its first pass (a memory growth in `elmo train`, cause not yet found).
+#: end of its first pass (one process grew to 20 GB; the cause is not known: resuming from checkpoint-7500 went
+#: through the same steps at a flat 0.9 GB).
 FULL_STEPS = 7500
 SMOKE_STEPS = 30
 VOCAB_SIZE = 20000
