@@ -226,16 +226,14 @@ class ElmoTokenEmbedder(nn.Module):
 GATE_BLOCK_ROWS = 512
 
 
-def _gate_block_rows(active_rows: list[int], offset: int) -> int:
-    """Rows of the gate block that starts at packed row `offset` (a step boundary): whole steps, at least
-    `GATE_BLOCK_ROWS` rows unless the sequence ends first."""
-    position, block = 0, 0
+def _gate_block_rows(active_rows: Sequence[int]) -> int:
+    """Rows of the gate block that starts with the first of `active_rows` (the running sentences of the steps
+    from here on): whole steps, at least `GATE_BLOCK_ROWS` rows unless the sequence ends first."""
+    block = 0
     for rows in active_rows:
-        if position >= offset:
-            block += rows
-            if block >= GATE_BLOCK_ROWS:
-                break
-        position += rows
+        block += rows
+        if block >= GATE_BLOCK_ROWS:
+            break
     return block
 
 
@@ -283,14 +281,14 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
             return inputs, cell, hidden
         step_outputs, finished_cells, finished_hiddens, offset = [], [], [], 0
         block_start = block_end = 0
-        for rows in active_rows:
+        for step, rows in enumerate(active_rows):
             if rows < cell.shape[1]:
                 # The shortest sentences end here; their states are final.
                 finished_cells.append(cell[:, rows:])
                 finished_hiddens.append(hidden[:, rows:])
                 cell, hidden = cell[:, :rows], hidden[:, :rows]
             if offset == block_end:
-                block_start, block_end = offset, offset + _gate_block_rows(active_rows, offset)
+                block_start, block_end = offset, offset + _gate_block_rows(active_rows[step:])
                 gate_inputs = self._input_gates(inputs[:, block_start:block_end])
             gates = self._add_recurrent(gate_inputs, offset - block_start, hidden)
             input_gate, candidate, forget_gate, output_gate = gates.chunk(4, dim=-1)
