@@ -46,6 +46,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -396,12 +397,16 @@ class LanguageModelTrainer(Trainer):
         return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the perplexity of each direction, their average (exp of the mean loss) and the tokens per second
-        (the forward predictions of all processes: words and sentence ends) since the last log to the training logs."""
+        """Add the perplexity of each direction, their average (exp of the mean loss), the tokens per second (the
+        forward predictions of all processes: words and sentence ends) since the last log, and the largest resident
+        memory of any process (`resident_memory_mb`, current; where /proc is missing, its peak) to the logs."""
         if "loss" in logs:
             sums = self._log_sums.to(self.args.device)
+            memory = torch.tensor([resident_memory_mb()], dtype=torch.float64, device=self.args.device)
             if self.accelerator.num_processes > 1:
                 sums = self.accelerator.reduce(sums, reduction="sum")
+                memory = self.accelerator.gather(memory)
+            logs["resident_memory_mb"] = round(memory.max().item(), 1)
             forward_sum, backward_sum, forward_count, backward_count = sums.cpu().tolist()
             now = time.perf_counter()
             if forward_count and backward_count:
@@ -414,6 +419,18 @@ class LanguageModelTrainer(Trainer):
             self._last_log_time = now
         self.state.epoch = round(self.state.global_step / self.steps_per_epoch, 4)  # passes over the corpus
         super().log(logs, start_time)
+
+
+def resident_memory_mb() -> float:
+    """This process's resident memory in MiB: the current size from /proc/self/statm on Linux, else the peak."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 class RunFilesCallback(TrainerCallback):

@@ -4,6 +4,7 @@ divergence detection, datasets and domain adaptation from an existing model."""
 import functools
 import json
 import operator
+import resource
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,8 @@ def test_training_a_tiny_model_drives_perplexity_below_20(tmp_path, toy_corpus):
     assert result.average_perplexity < 20, result
     first, last = log_entries(output)[0], log_entries(output)[-2]
     assert last["perplexity"] < first["perplexity"] / 3 and last["tokens_per_second"] > 0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the run was in this process
+    assert 100 < last["resident_memory_mb"] <= peak_mib + 1
 
 
 def test_resuming_from_a_checkpoint_gives_the_same_next_step_loss(tmp_path, toy_corpus):
