@@ -39,8 +39,9 @@ JOB_OPTIONS = ["--window", "4", "--batch-size", "4", "--no-progress"]  # 500 win
 
 
 def interruptible() -> None:
-    """In the child before `exec`: Ctrl-C as in a terminal (a SIGINT handler of SIG_IGN and a blocked SIGINT are
-    inherited across `exec`, and the suite's process may have either by the time this runs)."""
+    """In the child before `exec`: Ctrl-C as in a terminal. An ignored SIGINT is inherited across `exec`, and the
+    suite's process has one whenever it was started in the background by a non-interactive shell (`pytest &` in a
+    script: POSIX shells start such jobs with SIGINT ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
