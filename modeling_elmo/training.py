@@ -42,6 +42,7 @@ step, before anything is saved from it.
 from __future__ import annotations
 
 import bisect
+import ctypes
 import json
 import math
 import os
@@ -433,6 +434,36 @@ def resident_memory_mb() -> float:
         return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
+def release_free_heap_memory() -> bool:
+    """Return the C heap's free pages to the system (glibc's `malloc_trim(0)`); False where the C library has
+    no `malloc_trim` (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+class HeapTrimCallback(TrainerCallback):
+    """Calls `release_free_heap_memory` every `every` optimizer steps.
+
+    Without it, a training process's resident memory grows without bound on glibc although its live heap does
+    not: once a first large block is freed, glibc raises its mmap threshold and serves the step's short-lived
+    buffers of up to 32 MB (softmax logits, DDP buckets) from its heap, and the free space between them stays
+    resident. A 2-process run of the shipped recipe grew from 0.8 to 2 GB per process in 2,000 steps (and was
+    killed at 20 GB after 7,600), with the live heap flat at 260 MB; trimming every 100 steps kept it at 0.6 GB,
+    at no measurable cost in speed."""
+
+    def __init__(self, every: int = 100) -> None:
+        self.every = every
+
+    def on_step_end(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.every == 0:
+            release_free_heap_memory()
+
+
 class RunFilesCallback(TrainerCallback):
     """Writes every rank's carried LSTM state into each checkpoint, and the main process's logs to
     `training_log.jsonl`."""
@@ -564,7 +595,7 @@ def train_language_model(
         train_dataset=dataset,
         settings=settings,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[RunFilesCallback(model, output_dir, rank, settings.packing == "packed")],
+        callbacks=[RunFilesCallback(model, output_dir, rank, settings.packing == "packed"), HeapTrimCallback()],
     )
     if checkpoint is not None:
         dataset.skip_batches = _restore_streams(model, checkpoint, rank, settings, arguments.device)

