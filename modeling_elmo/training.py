@@ -453,8 +453,8 @@ class HeapTrimCallback(TrainerCallback):
     not: once a first large block is freed, glibc raises its mmap threshold and serves the step's short-lived
     buffers of up to 32 MB (softmax logits, DDP buckets) from its heap, and the free space between them stays
     resident. A 2-process run of the shipped recipe grew from 0.8 to 2 GB per process in 2,000 steps (and was
-    killed at 20 GB after 7,600), with the live heap flat at 260 MB; trimming every 100 steps kept it between 0.6
-    and 1.3 GB for all of the recipe's 14,000 steps, at no measurable cost in speed."""
+    killed at 20 GB after 7,600), with the live heap flat at 260 MB; trimming every 100 steps kept it under 1.6
+    GB for all of the recipe's 14,000 steps, at no measurable cost in speed."""
 
     def __init__(self, every: int = 100) -> None:
         self.every = every

@@ -298,7 +298,7 @@ print(json.dumps({"before": before, "freed": freed, "released": released, "after
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
-def test_free_heap_memory_goes_back_to_the_system(tmp_path):
+def test_free_heap_memory_goes_back_to_the_system():
     """The glibc behaviour behind `HeapTrimCallback`: 256 MB of freed blocks between live ones stay resident until
     `release_free_heap_memory`, which returns them."""
     result = subprocess.run([sys.executable, "-c", FRAGMENTED_HEAP], capture_output=True, text=True, check=True)
