@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from tqdm.auto import tqdm
 
+from modeling_elmo.conversion.folder import ConversionError
 from modeling_elmo.conversion.model_card import Provenance, SourceFile, file_sha256
-from modeling_elmo.conversion.original import ConversionError
 from modeling_elmo.conversion.presets import ALLENNLP_BASE_URL, PUBLISHED_MODELS, PublishedModel
 
 CHUNK_SIZE = 1 << 20

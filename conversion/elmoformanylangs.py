@@ -38,8 +38,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,12 +45,12 @@ from typing import Any
 import torch
 
 from modeling_elmo.configuration_elmo import ElmoConfig
-from modeling_elmo.conversion.original import (
+from modeling_elmo.conversion.folder import (
     ConversionError,
-    _replace_dir,
-    _transformers_progress_bars_off,
     check_output_dir,
     save_with_remote_code,
+    staged_directory,
+    transformers_progress_bars_off,
 )
 from modeling_elmo.modeling_elmo import FORGET_BIAS, ElmoModel
 from modeling_elmo.tokenization_elmo import DICTIONARY_SPECIAL_CHARS, DICTIONARY_SPECIAL_WORDS, ElmoTokenizer
@@ -399,12 +397,6 @@ def convert_elmoformanylangs(
     nothing."""
     output_dir = check_output_dir(output_dir, overwrite)
     model, tokenizer = load_elmoformanylangs(model_dir, word_splitter=word_splitter)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        with _transformers_progress_bars_off():
-            save_with_remote_code(model, tokenizer, staging)
-        _replace_dir(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staged_directory(output_dir) as staging, transformers_progress_bars_off():
+        save_with_remote_code(model, tokenizer, staging)
     return output_dir

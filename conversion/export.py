@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from modeling_elmo.conversion.folder import ModelFolder, read_model_folder
-from modeling_elmo.conversion.original import (
+from modeling_elmo.conversion.folder import (
     ConversionError,
-    _replace_dir,
+    ModelFolder,
     check_output_dir,
-    expected_datasets,
-    parameter_layout,
+    read_model_folder,
+    staged_directory,
 )
+from modeling_elmo.conversion.original import expected_datasets, parameter_layout
 from modeling_elmo.conversion.safetensors_stream import SafetensorsError, read_tensor
 
 OPTIONS_NAME = "options.json"
@@ -47,9 +45,7 @@ def export_original(
     except ValueError as error:
         raise ConversionError(f"{folder.path / 'config.json'}: {error}") from error
     dataset_shapes = expected_datasets(config)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with staged_directory(output_dir) as staging:
         (staging / OPTIONS_NAME).write_text(json.dumps(options), encoding="utf-8")
         with h5py.File(staging / WEIGHTS_HDF5_NAME, "w") as handle:
             for name, shape in dataset_shapes.items():
@@ -77,9 +73,6 @@ def export_original(
                         piece = piece.transpose(np.argsort(block.axes))
                     handle[block.dataset][rows] = piece
                     start += size
-        _replace_dir(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return output_dir / OPTIONS_NAME, output_dir / WEIGHTS_HDF5_NAME
 
 

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from modeling_elmo.conversion.folder import ModelFolder, read_model_folder
+from modeling_elmo.conversion.folder import ConversionError, ModelFolder, read_model_folder
 from modeling_elmo.conversion.model_card import (
     CARD_NAME,
     PROVENANCE_NAME,
@@ -22,7 +22,6 @@ from modeling_elmo.conversion.model_card import (
     read_provenance,
     render_model_card,
 )
-from modeling_elmo.conversion.original import ConversionError
 
 # What a model folder may hold that belongs on the Hub; anything else (e.g. a user's notes) stays local.
 UPLOAD_SUFFIXES = (".json", ".safetensors", ".py", ".md", ".txt", ".model", ".jinja")

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -41,41 +39,27 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 import torch
-from transformers.dynamic_module_utils import custom_object_save
-from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.utils import logging as transformers_logging
 
 from modeling_elmo.configuration_elmo import ElmoConfig
-from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
-from modeling_elmo.modeling_elmo import (
-    ElmoForBidirectionalLM,
-    ElmoForSequenceClassification,
-    ElmoForTokenClassification,
-    ElmoModel,
+from modeling_elmo.conversion.folder import (
+    WEIGHTS_NAME,
+    ConversionError,
+    check_output_dir,
+    folder_state_dict,
+    save_with_remote_code,
+    staged_directory,
+    transformers_progress_bars_off,
 )
+from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
+from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM, ElmoModel
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
 from modeling_elmo.vocabulary import LanguageModelError, Vocabulary, read_vocabulary
 
 if TYPE_CHECKING:
     from modeling_elmo.conversion.model_card import Provenance
 
-WEIGHTS_NAME = "model.safetensors"
 SOFTMAX_WEIGHT_DATASET = "softmax/W"
 SOFTMAX_BIAS_DATASET = "softmax/b"
-ELMO_EMBEDDINGS_TASK = "elmo-embeddings"  # registered by `modeling_elmo/__init__.py`
-#: The Auto class that loads each model with a head from a folder written by `save_with_remote_code` (`AutoModel`
-#: loads the biLM from any of them).
-HEAD_AUTO_CLASSES = {
-    ElmoForBidirectionalLM: "AutoModelForPreTraining",
-    ElmoForTokenClassification: "AutoModelForTokenClassification",
-    ElmoForSequenceClassification: "AutoModelForSequenceClassification",
-}
-
-
-class ConversionError(Exception):
-    """A conversion input is missing or does not match the options; the message names the problem."""
-
-
 def read_original_options(path: str | os.PathLike) -> ElmoConfig:
     """Read a bilm-tf `options.json` into an `ElmoConfig`."""
     path = Path(path)
@@ -322,16 +306,11 @@ def convert_original(
                 SourceFile.from_path("softmax weights", softmax_weights),
                 SourceFile.from_path("vocabulary", vocab),
             ]
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-        try:
-            with _transformers_progress_bars_off():
+        with staged_directory(output_dir) as staging:
+            with transformers_progress_bars_off():
                 save_with_remote_code(model, tokenizer, staging, state_dict={})
             write_streamed(staging / WEIGHTS_NAME, tensors, metadata={"format": "pt"})
             write_model_card(staging, provenance, repo_id=provenance.repo_id or output_dir.name)
-            _replace_dir(staging, output_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 
@@ -370,84 +349,3 @@ def _streamed_softmax(handle: h5py.File, config: ElmoConfig, path: Path) -> list
     ]
 
 
-def folder_state_dict(model: ElmoModel | ElmoForBidirectionalLM) -> dict[str, torch.Tensor]:
-    """The tensors of a model folder: `ElmoModel`'s parameter names for the biLM (without the language model's
-    `elmo.` prefix), and `softmax.*` for a language model. Both `ElmoModel` and `ElmoForBidirectionalLM` load such
-    a folder, and the biLM tensors are where `elmo push` and `elmo export-original` look for them."""
-    prefix = ElmoForBidirectionalLM.base_model_prefix + "."
-    return {name.removeprefix(prefix): tensor for name, tensor in model.state_dict().items()}
-
-
-def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """`output_dir` as a path, after checking that it is absent or empty unless `overwrite` allows replacing it."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ConversionError(f"{output_dir} exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ConversionError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
-    return output_dir
-
-
-def save_with_remote_code(
-    model: ElmoModel | ElmoForBidirectionalLM | ElmoForTokenClassification | ElmoForSequenceClassification,
-    tokenizer: ElmoTokenizer,
-    directory: Path,
-    state_dict: dict[str, torch.Tensor] | None = None,
-) -> None:
-    """`save_pretrained` both, with the `.py` files and `auto_map` that `trust_remote_code=True` needs (also for
-    the `elmo-embeddings` pipeline).
-    `state_dict={}` writes everything but the weights (for a model on the meta device whose weights are streamed).
-    A language model is saved with `folder_state_dict`'s names unless `state_dict` is given; it is registered for
-    `AutoModelForPreTraining` and a task head for its Auto class (`HEAD_AUTO_CLASSES`), while `AutoModel` keeps
-    loading the biLM (`ElmoModel`) from the same folder."""
-    type(model.config).register_for_auto_class()
-    auto_class = next((name for cls, name in HEAD_AUTO_CLASSES.items() if isinstance(model, cls)), "AutoModel")
-    type(model).register_for_auto_class(auto_class)
-    if auto_class != "AutoModel":
-        base = f"{ElmoModel.__module__.rsplit('.', 1)[-1]}.{ElmoModel.__name__}"
-        model.config.auto_map = {**(getattr(model.config, "auto_map", None) or {}), "AutoModel": base}
-    if state_dict is None and isinstance(model, ElmoForBidirectionalLM):
-        state_dict = folder_state_dict(model)
-    type(tokenizer).register_for_auto_class("AutoTokenizer")
-    model.config.custom_pipelines = _custom_pipelines()
-    model.save_pretrained(directory, state_dict=state_dict)
-    tokenizer.save_pretrained(directory)
-    custom_object_save(PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]["impl"], directory)
-
-
-def _custom_pipelines() -> dict[str, dict[str, Any]]:
-    """config.json's `custom_pipelines` for the `elmo-embeddings` pipeline, as `Pipeline.save_pretrained` writes
-    it: with it and the copied `pipeline_elmo.py`, `pipeline(model=folder, trust_remote_code=True)` finds the
-    pipeline without this package. The registry's default model (the package's own folder) is left out."""
-    task = PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]
-    implementation = task["impl"]
-    return {
-        ELMO_EMBEDDINGS_TASK: {
-            **{key: value for key, value in task.items() if key != "default"},
-            "impl": f"{implementation.__module__.rsplit('.', 1)[-1]}.{implementation.__name__}",
-            "pt": [model_class.__name__ for model_class in task["pt"]],
-        }
-    }
-
-
-@contextmanager
-def _transformers_progress_bars_off() -> Iterator[None]:
-    """Hide transformers' progress bars (e.g. an empty "Writing model shards" bar when no weights are saved)."""
-    was_enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            transformers_logging.enable_progress_bar()
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    """Move `source` to `target`, replacing an existing `target` only once `source` is complete."""
-    if not target.exists():
-        source.rename(target)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    target.rename(retired / "old")
-    source.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)

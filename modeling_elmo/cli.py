@@ -20,8 +20,9 @@ def _convert(args: argparse.Namespace) -> None:
         _convert_elmoformanylangs(args)
         return
     from modeling_elmo.conversion.download import fetch_sources
+    from modeling_elmo.conversion.folder import check_output_dir
     from modeling_elmo.conversion.hub import push_to_hub, require_token
-    from modeling_elmo.conversion.original import check_output_dir, convert_original
+    from modeling_elmo.conversion.original import convert_original
 
     check_output_dir(args.output_dir, args.overwrite)  # fail before any download
     if args.push_to_hub:
@@ -53,7 +54,7 @@ def _convert(args: argparse.Namespace) -> None:
 
 def _convert_elmoformanylangs(args: argparse.Namespace) -> None:
     from modeling_elmo.conversion.elmoformanylangs import convert_elmoformanylangs
-    from modeling_elmo.conversion.original import ConversionError
+    from modeling_elmo.conversion.folder import ConversionError
 
     sources = (
         "preset",
@@ -568,14 +569,12 @@ def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `elmo` command; returns the exit status (2 for bad input, with a message on stderr)."""
-    from modeling_elmo.conversion.original import ConversionError
-    from modeling_elmo.embed import EmbedError
-    from modeling_elmo.vocabulary import LanguageModelError
+    from modeling_elmo.configuration_elmo import ElmoError
 
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ConversionError, EmbedError, LanguageModelError) as error:
+    except ElmoError as error:
         print(f"elmo {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

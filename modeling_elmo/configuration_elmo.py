@@ -15,6 +15,12 @@ CHARACTER_SCHEMES = ("utf8_bytes", "dictionary")
 TASK_ENCODERS = ("lstm", "none")
 SEQUENCE_POOLINGS = ("mean", "max")
 
+
+class ElmoError(Exception):
+    """The base of every error this package raises for input a user can fix (a file, a field, an option); the
+    message names the problem, and the `elmo` command prints it as one line with exit status 2."""
+
+
 # The special character ids of the "utf8_bytes" scheme (bilm-tf's 256-260, +1 so that 0 means "no word"); they are
 # the defaults of the `*_char_id` fields, and the only values that scheme allows.
 UTF8_SPECIAL_CHAR_IDS = {

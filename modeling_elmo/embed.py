@@ -59,6 +59,7 @@ from typing import IO, TYPE_CHECKING, Any
 import h5py
 import torch
 
+from .configuration_elmo import ElmoError
 from .pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ INDEX_DATASET = "sentence_to_index"
 STDIN = "-"
 
 
-class EmbedError(Exception):
+class EmbedError(ElmoError):
     """Bad input or options for `elmo embed`; the message names the file, line or option."""
 
 

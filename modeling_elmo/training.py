@@ -795,7 +795,7 @@ def _prime(
 def _save_final_model(model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, output_dir: Path) -> None:
     """Save the model into `output_dir` beside the run's files: written into a temporary folder first, then each
     file renamed into place."""
-    from modeling_elmo.conversion.original import save_with_remote_code
+    from modeling_elmo.conversion.folder import save_with_remote_code
 
     staging = Path(tempfile.mkdtemp(prefix=".model.", dir=output_dir))
     try:

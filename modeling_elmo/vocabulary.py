@@ -19,13 +19,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modeling_elmo.configuration_elmo import ElmoError
+
 BEGIN_OF_SENTENCE = "<S>"
 END_OF_SENTENCE = "</S>"
 UNKNOWN = "<UNK>"
 SPECIAL_WORDS = (BEGIN_OF_SENTENCE, END_OF_SENTENCE, UNKNOWN)
 
 
-class LanguageModelError(Exception):
+class LanguageModelError(ElmoError):
     """Bad input to `elmo build-vocab`, `elmo train` or `elmo perplexity`; the message names the file, line or
     field."""
 
