@@ -117,6 +117,18 @@ def _padded_rows(rows: int) -> int:
     return -(-rows // step) * step
 
 
+#: Fewest rows of a plain (BLAS) matrix product. With fewer, the library takes small-matrix code paths whose
+#: rounding differs, so a sentence alone (batch 1) would get other vectors than in a batch.
+MIN_PRODUCT_ROWS = 16
+
+
+def _at_least_product_rows(inputs: torch.Tensor) -> torch.Tensor:
+    """`inputs` (..., n, X) with zero rows appended up to `MIN_PRODUCT_ROWS` (the caller keeps the first n
+    rows of the product): every row's product is then computed the same way whatever the batch."""
+    missing = MIN_PRODUCT_ROWS - inputs.shape[-2]
+    return nn.functional.pad(inputs, (0, 0, 0, missing)) if missing > 0 else inputs
+
+
 class ElmoLinear(nn.Linear):
     """`nn.Linear` that uses oneDNN's product in float32 CPU inference (same parameters, same results up to
     float32 rounding)."""
@@ -192,8 +204,10 @@ class ElmoHighwayLayer(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, F) → (N, F)."""
-        gate = torch.sigmoid(self.carry_gate(features))
-        return gate * torch.relu(self.transform(features)) + (1 - gate) * features
+        padded = _at_least_product_rows(features)
+        rows = features.shape[0]
+        gate = torch.sigmoid(self.carry_gate(padded)[:rows])
+        return gate * torch.relu(self.transform(padded)[:rows]) + (1 - gate) * features
 
 
 class ElmoTokenEmbedder(nn.Module):
@@ -312,7 +326,8 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         four_cells = self.bias.shape[-1]
         forget_bias = torch.zeros_like(self.bias)
         forget_bias[:, four_cells // 2 : 3 * four_cells // 4] = FORGET_BIAS
-        return torch.baddbmm((self.bias + forget_bias)[:, None, :], inputs, self.input_weight)
+        products = torch.baddbmm((self.bias + forget_bias)[:, None, :], _at_least_product_rows(inputs), self.input_weight)
+        return products[:, : inputs.shape[1]]
 
     def _add_recurrent(self, gate_inputs: torch.Tensor, offset: int, hidden: torch.Tensor) -> torch.Tensor:
         """The gates (2, n, 4D) of one step: its rows of `gate_inputs` from `offset` on, plus
