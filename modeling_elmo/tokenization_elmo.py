@@ -13,8 +13,14 @@ Character ids (identical to the original TensorFlow biLM and AllenNLP):
 * specials: BOS char 256, EOS char 257, BOW 258, EOW 259, PAD (inside a word) 260;
 * every id is then shifted by +1, so that 0 means "no word here" (batch padding).
 
-The sentence markers ``<S>``/``</S>`` are *not* produced by the tokenizer: the model adds them
-itself. :func:`bos_char_ids` and :func:`eos_char_ids` give their rows.
+The model adds the sentence markers ``<S>``/``</S>`` around every sentence itself;
+:func:`bos_char_ids` and :func:`eos_char_ids` give their rows ``[BOW, BOS/EOS char, EOW, PAD …]`` + 1.
+As in both original implementations (bilm-tf's ``UnicodeCharsVocabulary``, AllenNLP's
+``ELMoCharacterMapper``), a word of the text that is exactly ``<S>`` or ``</S>`` gets that marker's
+row too, not the row of its bytes: the published vocabularies start with ``<S>``, ``</S>``, and the
+models' softmax rows and token-embedding dumps were made that way. ``literal_sentence_markers=True``
+encodes such a word by its bytes instead. Moses splitting breaks ``<S>`` in raw text apart
+(``<``, ``S``, ``>``), so there this only concerns the whitespace splitter and pre-split words.
 
 Dictionary mode (``character_scheme="dictionary"``, the ELMoForManyLangs models) reproduces that
 project's ids instead:
@@ -25,7 +31,8 @@ project's ids instead:
   its dictionary lists for ``<eow>`` and closes it with ``<bow>``'s (in training and inference alike,
   so its models expect exactly that);
 * the sentence markers are the rows ``[<eow>, <bos>, <bow>, <pad>, …]`` and the same with ``<eos>``;
-  as in ELMoForManyLangs, a word of the text spelled ``<bos>`` or ``<eos>`` gets that row too;
+  as in ELMoForManyLangs, a word of the text spelled ``<bos>`` or ``<eos>`` (after the cut) gets that
+  row too (unless ``literal_sentence_markers``), while ``<S>``/``</S>`` are ordinary words there;
 * every id is then shifted by +1, as above;
 * with a word dictionary (models with a word embedding) the encoding also has ``word_ids``
   ``(batch, words)``: the dictionary id of each (cut) word, ``<oov>``'s for unknown words and
@@ -78,6 +85,8 @@ MAX_CHARACTERS_PER_TOKEN = 50
 BOS_TOKEN = "<S>"
 EOS_TOKEN = "</S>"
 PAD_TOKEN = "<pad>"
+#: The marker character of each sentence-marker word (UTF-8 byte scheme).
+_SENTENCE_MARKER_CHARS = {BOS_TOKEN: BOS_CHAR, EOS_TOKEN: EOS_CHAR}
 
 WORD_SPLITTERS = ("moses", "whitespace")
 
@@ -118,16 +127,20 @@ def _check_max_characters(max_characters_per_token: int) -> None:
         )
 
 
-def word_to_char_ids(word: str, max_characters_per_token: int = MAX_CHARACTERS_PER_TOKEN) -> list[int]:
+def word_to_char_ids(
+    word: str, max_characters_per_token: int = MAX_CHARACTERS_PER_TOKEN, literal_sentence_markers: bool = False
+) -> list[int]:
     """Character ids of one word, ``max_characters_per_token`` of them, all shifted by +1.
 
     The word's UTF-8 bytes (lone surrogates dropped) are cut to the first
     ``max_characters_per_token - 2`` bytes, which may split a multi-byte character, exactly as the
-    original implementation does.
+    original implementation does. The words ``<S>`` and ``</S>`` get the sentence markers' rows
+    (:func:`bos_char_ids`, :func:`eos_char_ids`), as in the original.
 
     Args:
         word: The word (any string, also empty or containing whitespace).
         max_characters_per_token: Row length, 50 for every published ELMo model.
+        literal_sentence_markers: Encode ``<S>`` and ``</S>`` by their bytes like any other word.
 
     Returns:
         ``[BOW, b_1 … b_n, EOW, PAD …]`` with every id + 1; never contains 0.
@@ -135,6 +148,8 @@ def word_to_char_ids(word: str, max_characters_per_token: int = MAX_CHARACTERS_P
     if not isinstance(word, str):
         raise TypeError(f"word must be a str, got {type(word).__name__}")
     _check_max_characters(max_characters_per_token)
+    if not literal_sentence_markers and word in _SENTENCE_MARKER_CHARS:
+        return _marker_char_ids(_SENTENCE_MARKER_CHARS[word], max_characters_per_token)
     data = word.encode("utf-8", "ignore")[: max_characters_per_token - 2]
     ids = [BOW_CHAR + CHAR_ID_OFFSET, *(byte + CHAR_ID_OFFSET for byte in data), EOW_CHAR + CHAR_ID_OFFSET]
     ids.extend([PAD_CHAR + CHAR_ID_OFFSET] * (max_characters_per_token - len(ids)))
@@ -273,8 +288,9 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
     A single unbatched text without ``return_tensors`` gives ``(words, 50)`` nested lists, as
     Hugging Face tokenizers do for flat ids. ``padding``, ``truncation`` and ``max_length`` count
     words. Padding is always on the right. The sentence markers ``<S>``/``</S>`` are added by the
-    model, not here, so ``add_special_tokens`` has no effect. ``return_length`` gives the number of
-    real words of each sequence.
+    model, not here, so ``add_special_tokens`` has no effect; a word of the text that is exactly
+    ``<S>`` or ``</S>`` gets the marker's row, as in the original (see the module docstring).
+    ``return_length`` gives the number of real words of each sequence.
 
     Args:
         word_splitter: ``"moses"`` (default): the Moses ``tokenizer.perl`` rules that produced the
@@ -295,6 +311,9 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
             with it the encodings have ``word_ids``.
         char_vocab_file, word_vocab_file: The same dictionaries as saved JSON files (what
             ``from_pretrained`` passes).
+        literal_sentence_markers: ``False`` (default, as the original): a word that is exactly a
+            sentence marker (``<S>``/``</S>``; ``<bos>``/``<eos>`` in dictionary mode) gets the
+            marker's row. ``True``: such a word is encoded like any other (its bytes or characters).
         **kwargs: Passed to :class:`~transformers.PreTrainedTokenizerBase` (e.g. ``truncation_side``).
     """
 
@@ -313,6 +332,7 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         word_vocab: Mapping[str, int] | None = None,
         char_vocab_file: str | os.PathLike | None = None,
         word_vocab_file: str | os.PathLike | None = None,
+        literal_sentence_markers: bool = False,
         **kwargs: Any,
     ) -> None:
         if word_splitter not in WORD_SPLITTERS:
@@ -320,11 +340,16 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
         if not isinstance(moses_language, str):
             raise TypeError(f"moses_language must be a str, got {type(moses_language).__name__}")
         _check_max_characters(max_characters_per_token)
+        if not isinstance(literal_sentence_markers, bool):
+            raise TypeError(
+                f"literal_sentence_markers must be a bool, got {type(literal_sentence_markers).__name__}"
+            )
         for key in ("is_local", "local_files_only", "added_tokens_decoder", "tokenizer_file"):
             kwargs.pop(key, None)
         self.word_splitter = word_splitter
         self.moses_language = moses_language
         self.max_characters_per_token = max_characters_per_token
+        self.literal_sentence_markers = literal_sentence_markers
         self._splitter = _MosesSplitter(moses_language) if word_splitter == "moses" else _split_whitespace
         self._set_dictionaries(character_scheme, char_vocab, char_vocab_file, word_vocab, word_vocab_file)
         super().__init__(
@@ -334,6 +359,7 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
             model_max_length=model_max_length,
             pad_token=pad_token,
             character_scheme=character_scheme,
+            literal_sentence_markers=literal_sentence_markers,
             **kwargs,
         )
         if self.word_vocab is not None:
@@ -501,11 +527,11 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
     def _char_ids(self, word: str) -> list[int]:
         """The row of character ids of one word in this tokenizer's scheme."""
         if self.char_vocab is None:
-            return word_to_char_ids(word, self.max_characters_per_token)
+            return word_to_char_ids(word, self.max_characters_per_token, self.literal_sentence_markers)
         if not isinstance(word, str):
             raise TypeError(f"word must be a str, got {type(word).__name__}")
         word = word[: self.max_characters_per_token - 2]
-        if word in self._sentence_marker_chars:
+        if word in self._sentence_marker_chars and not self.literal_sentence_markers:
             chars = [self._sentence_marker_chars[word]]
         else:
             known = self.char_vocab

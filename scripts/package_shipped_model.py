@@ -6,21 +6,28 @@ copies the model's files (config, safetensors, tokenizer, the language model's v
 into `modeling_elmo/pretrained/elmo-english-small/`, sets its state mode (default "primed": the state computed
 from held-out text, see the model card) and writes its model card (`README.md`) from `evaluation.json`,
 `training_run.json` and `training_log.jsonl`. The remote-code files are left out: inside the package, the
-package's own code runs the model. The folder is replaced in one rename, never left half written.
+package's own code runs the model. The folder is replaced only once complete, never left half written.
+
+The shipped files name no path of this machine: the evaluation's results name the model by its folder name
+(`elmo-english-small`), not by the path it was evaluated from, and the installation is refused if any file
+still names a build path (`build_paths_in`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
 from modeling_elmo import ElmoForBidirectionalLM
+from modeling_elmo.conversion.folder import staged_directory
 from modeling_elmo.pretrained import DEFAULT_MODEL
 
 COPIED = ("model.safetensors", "tokenizer_config.json", "vocab.txt", "evaluation.json", "training_run.json")
@@ -29,6 +36,14 @@ HELD_OUT_NAMES = {
     "heldout-sotu.txt": "State of the Union, 23 held-out speeches",
     "heldout-brown-test.txt": "Brown, 50 held-out files (test)",
 }
+REPOSITORY = Path(__file__).resolve().parents[1]
+#: An absolute path into a usual build or user folder (nothing that continues a URL or a relative path right
+#: before it), a file URI, or a Windows user folder (also JSON-escaped).
+GENERIC_BUILD_PATH = re.compile(
+    rb"(?<![\w.:/~-])/(?:home|root|tmp|work|Users|mnt|media|scratch|var/folders|private/var|private/tmp)/"
+    rb"|file:/"
+    rb"|\b[A-Za-z]:(?:\\|\\\\)(?:Users|Documents and Settings)(?:\\|\\\\)"
+)
 
 
 def main() -> int:
@@ -45,7 +60,8 @@ def main() -> int:
 
 def install(model_dir: Path, target: Path, state_mode: str, evaluation: Path | None = None) -> None:
     """Copy the model in `model_dir` to `target` with `state_mode` and a model card, and the results and plots of
-    an `elmo evaluate` run (`evaluation`) into `target/downstream/`."""
+    an `elmo evaluate` run (`evaluation`) into `target/downstream/`. Refused (SystemExit, `target` untouched) when a
+    file would name a path of this machine."""
     missing = [name for name in (*COPIED, "config.json") if not (model_dir / name).is_file()]
     if missing:
         raise SystemExit(f"{model_dir} is not a finished training run: missing {', '.join(missing)}")
@@ -53,31 +69,82 @@ def install(model_dir: Path, target: Path, state_mode: str, evaluation: Path | N
     config["state_mode"] = state_mode
     config.pop("auto_map", None)
     config.pop("custom_pipelines", None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    for name in COPIED:
-        shutil.copyfile(model_dir / name, staging / name)
-        (staging / name).chmod(0o644)
-    (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    if evaluation is not None:
-        (staging / "downstream").mkdir()
-        for item in evaluation.iterdir():
-            if item.suffix in (".md", ".json", ".png"):
-                shutil.copyfile(item, staging / "downstream" / item.name)
-                (staging / "downstream" / item.name).chmod(0o644)
-        (staging / "downstream").chmod(0o755)
-    log = [json.loads(line) for line in (model_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
-    card = model_card(staging, log)
-    (staging / "README.md").write_text(card, encoding="utf-8")
-    staging.chmod(0o755)
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(target)
+    with staged_directory(target) as staging:
+        for name in COPIED:
+            shutil.copyfile(model_dir / name, staging / name)
+            (staging / name).chmod(0o644)
+        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if evaluation is not None:
+            copy_evaluation(evaluation, staging / "downstream", target.name)
+        log = [json.loads(line) for line in (model_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
+        (staging / "README.md").write_text(model_card(staging, log), encoding="utf-8")
+        staging.chmod(0o755)
+        sources = [model_dir, target, *([evaluation] if evaluation is not None else [])]
+        leaks = {
+            str(path.relative_to(staging)): found
+            for path in sorted(staging.rglob("*"))
+            if path.is_file() and (found := build_paths_in(shipped_text(path), sources))
+        }
+        if leaks:
+            raise SystemExit(f"not installed: these files name paths of this machine: {leaks}")
+
+
+def copy_evaluation(evaluation: Path, downstream: Path, model_name: str) -> None:
+    """Copy the results and plots of an `elmo evaluate` run into `downstream`, the model named `model_name` in
+    them instead of the path it was evaluated from (results.json's "model", which results.md quotes)."""
+    downstream.mkdir()
+    recorded = None
+    if (evaluation / "results.json").is_file():
+        recorded = json.loads((evaluation / "results.json").read_text(encoding="utf-8"))["model"]
+    for item in sorted(evaluation.iterdir()):
+        if item.suffix not in (".md", ".json", ".png"):
+            continue
+        destination = downstream / item.name
+        if item.name == "results.json":
+            results = json.loads(item.read_text(encoding="utf-8"))
+            results["model"] = model_name
+            destination.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        elif item.suffix == ".md" and recorded:
+            text = item.read_text(encoding="utf-8").replace(f"`{recorded}`", f"`{model_name}`")
+            destination.write_text(text, encoding="utf-8")
+        else:
+            shutil.copyfile(item, destination)
+        destination.chmod(0o644)
+    downstream.chmod(0o755)
+
+
+def shipped_text(path: Path) -> bytes:
+    """The bytes of a shipped file that can hold text: all of them, except for a safetensors file only its JSON
+    header (the tensor data is numbers, where a byte pattern would match only by chance)."""
+    with path.open("rb") as handle:
+        if path.suffix != ".safetensors":
+            return handle.read()
+        return handle.read(int.from_bytes(handle.read(8), "little"))
+
+
+def machine_paths(sources: Iterable[Path] = ()) -> set[str]:
+    """This machine's absolute folders that a build could leak: `sources`, the repository and its parent folder,
+    the home, temporary and current folders and the Python environment; only those below a top-level folder
+    (`/usr`, `/root` or `/` would match too much; `GENERIC_BUILD_PATH` covers the usual top-level ones)."""
+    candidates = [*sources, REPOSITORY, REPOSITORY.parent, Path.home(), Path(tempfile.gettempdir()), Path.cwd()]
+    candidates.append(Path(sys.prefix))
+    paths = set()
+    for candidate in candidates:
+        for form in (candidate.absolute(), candidate.resolve()):
+            if len(form.parts) >= 3:
+                paths.add(str(form))
+    return paths
+
+
+def build_paths_in(data: bytes, sources: Iterable[Path] = ()) -> list[str]:
+    """The build paths named in `data` (see `GENERIC_BUILD_PATH` and `machine_paths`), each with some context."""
+    alternatives = sorted((re.escape(path.encode()) for path in machine_paths(sources)), key=len, reverse=True)
+    own = re.compile(rb"(?<![\w.:/~-])(?:" + b"|".join(alternatives) + rb")(?![\w.-])")
+    return [
+        data[max(match.start() - 30, 0) : match.end() + 40].decode("utf-8", "replace")
+        for pattern in (GENERIC_BUILD_PATH, own)
+        for match in pattern.finditer(data)
+    ]
 
 
 def model_card(folder: Path, log: list[dict]) -> str:

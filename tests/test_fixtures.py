@@ -10,7 +10,7 @@ import torch
 
 from modeling_elmo import ElmoTokenizer
 from modeling_elmo.conversion.original import load_original
-from modeling_elmo.tokenization_elmo import bos_char_ids, eos_char_ids
+from modeling_elmo.modeling_elmo import sentence_marker_char_ids
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 MODEL_DIR = FIXTURES / "bilm-tf" / "model"
@@ -66,18 +66,42 @@ def test_stateless_matches_first_batch_only():
     assert max(differences[1:]) > 1e-2  # the original carries state, so later batches need it
 
 
-def test_token_embeddings_match_layer_zero():
-    model, tokenizer = fixture_model("stateless"), ElmoTokenizer()
+def fixture_vocabulary() -> tuple[list[str], np.ndarray]:
+    """The 448 words of `vocab_test.txt` (with `<S>` and `</S>`) and the original's (448, 16) token vectors."""
     words = [line for line in (TOKEN_DIR / "vocab_test.txt").read_text(encoding="utf-8").split("\n") if line]
     with h5py.File(TOKEN_DIR / "elmo_token_embeddings.hdf5", "r") as handle:
         expected = handle["embedding"][...]
-    assert len(words) == expected.shape[0]
-    plain = [i for i, word in enumerate(words) if word not in ("<S>", "</S>")]
-    inputs = tokenizer([[words[i] for i in plain]], is_split_into_words=True, return_tensors="pt")
-    markers = torch.tensor(np.stack([bos_char_ids(50), eos_char_ids(50)]))
+    assert len(words) == expected.shape[0] == 448
+    assert {"<S>", "</S>"} <= set(words)
+    return words, expected
+
+
+def layer_zero(model, tokenizer, words: list[str]) -> np.ndarray:
+    """The token vectors (first half of layer 0) of `words` as one pre-split sentence, through the tokenizer."""
+    inputs = tokenizer([words], is_split_into_words=True, return_tensors="pt")
     with torch.no_grad():
-        layer0 = model(**inputs, output_hidden_states=True).hidden_states[0][0, :, :16].numpy()
-        marker_vectors = model.token_embedder(markers).numpy()
-    np.testing.assert_allclose(layer0, expected[plain], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(marker_vectors[0], expected[words.index("<S>")], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(marker_vectors[1], expected[words.index("</S>")], atol=1e-6, rtol=0)
+        return model(**inputs, output_hidden_states=True).hidden_states[0][0, :, :16].numpy()
+
+
+def test_token_embeddings_match_layer_zero():
+    """Every row of the original's token-embedding dump, the sentence markers included, through the tokenizer."""
+    model, tokenizer = fixture_model("stateless"), ElmoTokenizer()
+    words, expected = fixture_vocabulary()
+    np.testing.assert_allclose(layer_zero(model, tokenizer, words), expected, atol=1e-6, rtol=0)
+    # The markers' rows are the ones the model adds around every sentence.
+    markers = sentence_marker_char_ids(model.config, torch.device("cpu")).tolist()
+    assert tokenizer.convert_tokens_to_ids(["<S>", "</S>"]) == markers
+    # The same through the model's token cache, filled from the same vocabulary.
+    model.cache_token_embeddings(words, tokenizer=tokenizer)
+    np.testing.assert_allclose(layer_zero(model, tokenizer, words), expected, atol=1e-6, rtol=0)
+
+
+def test_literal_sentence_markers_leave_the_original():
+    """`literal_sentence_markers=True` encodes `<S>`/`</S>` by their bytes: those two rows then differ from the
+    original's (by far more than rounding), every other row stays the same."""
+    model, tokenizer = fixture_model("stateless"), ElmoTokenizer(literal_sentence_markers=True)
+    words, expected = fixture_vocabulary()
+    differences = np.abs(layer_zero(model, tokenizer, words) - expected).max(axis=1)
+    markers = [words.index("<S>"), words.index("</S>")]
+    assert np.all(differences[markers] > 1e-2), differences[markers]
+    assert np.delete(differences, markers).max() <= 1e-6

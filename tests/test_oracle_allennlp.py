@@ -24,7 +24,7 @@ import torch
 simple_elmo = pytest.importorskip("simple_elmo_pytorch")
 oracle_scalar_mix = pytest.importorskip("simple_elmo_pytorch.models.scalar_mix")
 
-from modeling_elmo import ElmoScalarMix  # noqa: E402
+from modeling_elmo import ElmoScalarMix, ElmoTokenizer  # noqa: E402
 from modeling_elmo.conversion.original import load_original  # noqa: E402
 from original_format import write_random_original  # noqa: E402
 
@@ -62,6 +62,8 @@ RESIZED_BATCHES = [
     BATCHES[1][:1],
     BATCHES[2],
 ]
+# Words that are exactly the sentence markers: the oracle's character mapper gives them the markers' ids.
+MARKER_SENTENCES = [["A", "</S>", "in", "the", "middle", "."], ["<S>", "starts", "</S>", "<S>"], ["</S>"], ["<s>", "x"]]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -220,6 +222,22 @@ def test_empty_row_matches_oracle(tmp_path: Path, case: Case) -> None:
         ids = char_ids(sentences)
         ours = run_ours(model, ids)
         assert_matches(ours, run_oracle(oracle, ids, reset=False), sentences, f"call {index}")
+
+
+def test_sentence_marker_words_match_oracle(tmp_path: Path) -> None:
+    """A word that is exactly `<S>` or `</S>` gets the markers' character ids from our tokenizer, as from the
+    oracle's `batch_to_ids`, and every layer of its sentence matches; encoded by its bytes it would not."""
+    paths = write_case(tmp_path, CASES[1])
+    oracle, model = load_oracle(*paths), load_original(*paths)
+    ids = char_ids(MARKER_SENTENCES)
+    encoded = ElmoTokenizer()(MARKER_SENTENCES, is_split_into_words=True, padding=True, return_tensors="pt")
+    assert torch.equal(encoded["input_ids"], ids)
+    ours = run_ours(model, encoded["input_ids"])
+    assert_matches(ours, run_oracle(oracle, ids, reset=True), MARKER_SENTENCES, "sentence marker words")
+    literal = ElmoTokenizer(literal_sentence_markers=True)
+    literal_ids = literal(MARKER_SENTENCES, is_split_into_words=True, padding=True, return_tensors="pt")["input_ids"]
+    change = max((a - b).abs().max().item() for a, b in zip(ours, run_ours(model, literal_ids), strict=True))
+    assert change > 1e-3, change
 
 
 @torch.no_grad()

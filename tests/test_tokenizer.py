@@ -35,7 +35,10 @@ UNICODE_TEXT = st.text(st.characters(exclude_categories=("Cs",)))
 # Text dense in the characters Moses has rules for.
 MOSES_TEXT = st.lists(
     st.sampled_from(
-        [*"aZé.,'\"-$%&@#()[]:;?!/ \t\n\x01\x1f\u00a0\u2028…’“😀中ש́0", "U.S.", "n't", "'s", "DOT", "MULTI"]
+        [
+            *"aZé.,'\"-$%&@#()[]:;?!/ \t\n\x01\x1f\u00a0\u2028…’“😀中ש́0",
+            "U.S.", "n't", "'s", "DOT", "MULTI", "<S>", "</S>",
+        ]
     ),
     max_size=40,
 ).map("".join)
@@ -91,6 +94,67 @@ def test_sentence_marker_rows() -> None:
     assert bos_char_ids() == [BOW, 257, EOW] + [PAD] * 47
     assert eos_char_ids() == [BOW, 258, EOW] + [PAD] * 47
     assert bos_char_ids(4) == [BOW, 257, EOW, PAD]
+
+
+def test_sentence_marker_words_get_the_marker_rows() -> None:
+    """As in bilm-tf's UnicodeCharsVocabulary and AllenNLP's ELMoCharacterMapper: exactly `<S>` and `</S>`."""
+    assert word_to_char_ids("<S>") == bos_char_ids()
+    assert word_to_char_ids("</S>") == eos_char_ids()
+    assert word_to_char_ids("</S>", 4) == eos_char_ids(4)
+    assert word_to_char_ids("<S>", literal_sentence_markers=True) == [BOW, 61, 84, 63, EOW] + [PAD] * 45
+    assert word_to_char_ids("</S>", literal_sentence_markers=True) == [BOW, 61, 48, 84, 63, EOW] + [PAD] * 44
+    for near_miss in ("<s>", "</s>", "<S", "S>", " <S>", "<S> ", "<S>.", "</ S>", "<S><S>", "<UNK>", "<bos>"):
+        row = word_to_char_ids(near_miss)
+        assert row == [BOW, *(byte + 1 for byte in near_miss.encode()), EOW] + [PAD] * (48 - len(near_miss))
+
+
+def test_tokenizer_encodes_sentence_marker_words_as_markers(moses: ElmoTokenizer, whitespace: ElmoTokenizer) -> None:
+    words = ["<S>", "a", "</S>", "<s>"]
+    expected = [bos_char_ids(), word_to_char_ids("a"), eos_char_ids(), word_to_char_ids("<s>")]
+    assert expected[3][:5] == [BOW, 61, 116, 63, EOW]
+    assert moses(words, is_split_into_words=True)["input_ids"] == expected
+    assert whitespace("<S> a </S> <s>")["input_ids"] == expected
+    assert moses.convert_tokens_to_ids(words) == expected
+    assert moses.convert_tokens_to_ids("</S>") == eos_char_ids()
+    batch = moses([["x"], words], is_split_into_words=True, padding=True, return_tensors="np")
+    assert batch["input_ids"][1].tolist() == expected
+    assert whitespace.decode(whitespace("<S> a </S>")["input_ids"]) == "<S> a </S>"
+    # Moses splits `<` and `>` off, so in raw text it never yields a word `<S>`.
+    assert words_of(moses, "a <S> b </S>") == ["a", "<", "S", ">", "b", "<", "/", "S", ">"]
+
+
+def test_literal_sentence_markers_option(tmp_path: Path) -> None:
+    literal = ElmoTokenizer(word_splitter="whitespace", literal_sentence_markers=True)
+    rows = literal("<S> a </S>")["input_ids"]
+    assert rows == [word_to_char_ids(word, literal_sentence_markers=True) for word in ("<S>", "a", "</S>")]
+    assert rows[0] != bos_char_ids() and rows[2] != eos_char_ids()
+    assert literal.decode(rows) == "<S> a </S>"
+    literal.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["literal_sentence_markers"] is True
+    assert ElmoTokenizer.from_pretrained(tmp_path)("<S>")["input_ids"] == rows[:1]
+    with pytest.raises(TypeError, match="literal_sentence_markers must be a bool"):
+        ElmoTokenizer(literal_sentence_markers="yes")  # type: ignore[arg-type]
+
+
+def test_dictionary_mode_sentence_markers() -> None:
+    """ELMoForManyLangs treats the words `<bos>`/`<eos>` as its markers and `<S>`/`</S>` as ordinary words."""
+    char_vocab = {"<bow>": 0, "<eow>": 1, "<oov>": 2, "<pad>": 3, "<bos>": 4, "<eos>": 5, "S": 6, "<": 7}
+    ids = {char: char_id + 1 for char, char_id in char_vocab.items()}
+    begin, end, pad = ids["<eow>"], ids["<bow>"], ids["<pad>"]
+    for literal in (False, True):
+        tokenizer = ElmoTokenizer(
+            word_splitter="whitespace",
+            max_characters_per_token=7,
+            character_scheme="dictionary",
+            char_vocab=char_vocab,
+            literal_sentence_markers=literal,
+        )
+        rows = tokenizer("<S> </S> <bos>")["input_ids"]
+        oov = ids["<oov>"]
+        assert rows[0] == [begin, ids["<"], ids["S"], oov, end, pad, pad]
+        assert rows[1] == [begin, ids["<"], oov, ids["S"], oov, end, pad]
+        marker = [begin, ids["<bos>"], end, pad, pad, pad, pad]
+        assert rows[2] == ([begin, ids["<"], oov, oov, oov, oov, end] if literal else marker)
 
 
 # ---------------------------------------------------------------------------- Moses splitting
@@ -400,6 +464,7 @@ def test_save_load_round_trip(tmp_path: Path, splitter: str) -> None:
     assert config["moses_language"] == "de"
     assert config["max_characters_per_token"] == 50
     assert config["pad_token"] == "<pad>"
+    assert config["literal_sentence_markers"] is False
     assert not {"is_local", "local_files_only", "name_or_path", "tokenizer_file"} & set(config)
     loaded = ElmoTokenizer.from_pretrained(tmp_path)
     assert (loaded.word_splitter, loaded.moses_language) == (splitter, "de")
@@ -457,7 +522,7 @@ def test_property_moses(moses: ElmoTokenizer, text: str) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(UNICODE_TEXT)
+@given(st.one_of(UNICODE_TEXT, MOSES_TEXT))
 def test_property_whitespace(whitespace: ElmoTokenizer, text: str) -> None:
     check_encoding(whitespace, text)
     assert words_of(whitespace, text) == text.split()
