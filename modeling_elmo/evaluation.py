@@ -35,7 +35,16 @@ the given seed. The task heads are `ElmoForTokenClassification` / `ElmoForSequen
 passing that layer in every position of the mix (the mix then is γ · that layer).
 
 Outputs: `results.json`, `results.md` (our numbers beside the paper's, which come from other data at another
-scale), and PNG plots (`layer_scores.png`, one per task, `mix_weights.png`).
+scale), and PNG plots (`layer_scores.png`, one per task, `mix_weights.png`) where matplotlib is installed (the
+`evaluate` extra); without it the plots are skipped with a notice, and `plots=True` fails before any work.
+
+The data comes from the per-user cache (`modeling_elmo.evaluation_data.cache_dir()`); what a task lacks is fetched
+first (`fetch=True`).
+
+`--quick` (`QUICK`) is a **smoke test**: it runs every step of the pipeline on a few dozen sentences and two
+epochs, which checks that the data, the model, the heads and the reports work together, but its scores mean
+nothing (its BBC topic accuracy is below the 20% chance level). It reports no scores: `results.md` says what ran,
+the log prints none, the plots are stamped "smoke test", and `results.json` carries `"smoke_test": true`.
 """
 
 from __future__ import annotations
@@ -58,10 +67,9 @@ import torch
 from torch import nn
 
 from . import evaluation_data as data
-from .evaluation_data import UNIVERSAL_TAGS, EvaluationError
+from .evaluation_data import TASKS, UNIVERSAL_TAGS, EvaluationError
 from .modeling_elmo import ElmoBiLstm, ElmoTokenEmbedder
 
-TASKS = ("pos", "wsd", "classification")
 IGNORE_INDEX = -100
 
 #: The paper's numbers (Peters et al. 2018, arXiv v2), from ../shared/ELMO_FACTS.md.
@@ -108,6 +116,7 @@ class EvaluationSizes:
     bbc_max_words: int = 48
     classifier_epochs: int = 8
     classifier_hidden_size: int = 64
+    smoke_test: bool = False  # too small for the scores to mean anything: report none (see `QUICK`)
 
 
 FULL = EvaluationSizes()
@@ -124,7 +133,17 @@ QUICK = EvaluationSizes(
     bbc_max_words=24,
     classifier_epochs=2,
     classifier_hidden_size=16,
+    smoke_test=True,
 )
+SMOKE_TEST_NOTE = (
+    "every step ran on a few dozen sentences and two epochs, too little for the scores to mean anything (they can "
+    "fall below chance), so none is reported; run without --quick for results"
+)
+
+
+def score_text(accuracy: float, sizes: EvaluationSizes) -> str:
+    """`accuracy 91.23%` for the log, or that the model was scored, without the score, in a smoke test."""
+    return "scored (smoke test: no score shown)" if sizes.smoke_test else f"accuracy {accuracy:.2f}%"
 
 
 def parse_tasks(text: str) -> list[str]:
@@ -546,7 +565,7 @@ def run_pos(cache: LayerCache, cache_dir: Path, sizes: EvaluationSizes, seed: in
             batch_size=sizes.train_batch_size,
             seed=seed,
         )
-        log(f"pos {name}: accuracy {result['accuracy']:.2f}% ({result['seconds']:.1f}s)")
+        log(f"pos {name}: {score_text(result['accuracy'], sizes)} ({result['seconds']:.1f}s)")
         return result
 
     for layer in range(num_layers):
@@ -572,7 +591,7 @@ def run_pos(cache: LayerCache, cache_dir: Path, sizes: EvaluationSizes, seed: in
     known = sum(1 for words in test_words for word in words if word.lower() in index)
     results["data"]["word_vectors"] = {
         "method": f"PPMI-SVD, window {sizes.word_vector_window}, context smoothing 0.75, U·√Σ, lower-cased",
-        "text": str(text_path),
+        "text": data.PRETRAINING_TEXT,
         "lines": sizes.word_vector_lines or "all",
         "vocabulary": len(index),
         "dim": width,
@@ -781,7 +800,10 @@ def run_wsd(cache: LayerCache, cache_dir: Path, sizes: EvaluationSizes, seed: in
         predictions, backed_off = nearest_sense(vectors[:, layer], instances, is_test, wordnet.most_frequent_sense)
         results["data"]["test_instances_backed_off"] = sum(backed_off)
         results["nearest_neighbour"][f"layer_{layer}"] = {"accuracy": score(predictions)}
-        log(f"wsd 1-NN layer {layer}: {score(predictions):.2f}% (most frequent sense {score(mfs):.2f}%)")
+        if sizes.smoke_test:
+            log(f"wsd 1-NN layer {layer}: {score_text(score(predictions), sizes)}")
+        else:
+            log(f"wsd 1-NN layer {layer}: {score(predictions):.2f}% (most frequent sense {score(mfs):.2f}%)")
 
     pairs = wic_pairs(instances, sizes.wic_test_percent, seed)
     results["data"]["wic_train_pairs"] = len(pairs["train"])
@@ -801,7 +823,7 @@ def run_wsd(cache: LayerCache, cache_dir: Path, sizes: EvaluationSizes, seed: in
         threshold = best_threshold(cosines(pairs["train"]), same_train)
         accuracy = float(((cosines(pairs["test"]) > threshold) == same_test).mean() * 100)
         results["wic"][f"layer_{layer}"] = {"accuracy": round(accuracy, 2), "threshold": round(threshold, 4)}
-        log(f"wsd WiC-style pairs layer {layer}: {accuracy:.2f}%")
+        log(f"wsd WiC-style pairs layer {layer}: {score_text(accuracy, sizes)}")
     return results
 
 
@@ -867,7 +889,7 @@ def run_classification(cache: LayerCache, cache_dir: Path, sizes: EvaluationSize
         )  # fmt: skip
         result["description"] = description
         results["runs"][name] = result
-        log(f"classification {description}: accuracy {result['accuracy']:.2f}% ({result['seconds']:.1f}s)")
+        log(f"classification {description}: {score_text(result['accuracy'], sizes)} ({result['seconds']:.1f}s)")
     return results
 
 
@@ -875,34 +897,66 @@ def run_classification(cache: LayerCache, cache_dir: Path, sizes: EvaluationSize
 # The command
 
 
-def require_matplotlib() -> None:
-    """Fail before any work when the plots cannot be drawn."""
+MATPLOTLIB_MISSING = (
+    "matplotlib is not installed, so no plots are drawn (results.json and results.md are written all the same); "
+    "pip install 'modeling-elmo[evaluate]' adds it"
+)
+
+
+def plots_available() -> bool:
+    """Whether matplotlib can be imported (the `evaluate` extra)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def require_matplotlib() -> None:
+    """Fail before any work when plots are asked for and cannot be drawn."""
+    if not plots_available():
         raise EvaluationError(
             "elmo evaluate draws its plots with matplotlib, which is not installed: "
             "pip install 'modeling-elmo[evaluate]'"
-        ) from None
+        )
+
+
+def resolve_plots(plots: bool | None) -> bool:
+    """Whether to draw the plots: True requires matplotlib (`require_matplotlib`), False never, None where matplotlib
+    is installed, else not, with `MATPLOTLIB_MISSING` on stderr (shown whatever the progress setting)."""
+    if plots is None:
+        plots = plots_available()
+        if not plots:
+            print(f"elmo evaluate: note: {MATPLOTLIB_MISSING}", file=sys.stderr, flush=True)
+    elif plots:
+        require_matplotlib()
+    return plots
 
 
 def run_evaluation(
     embedder,
     output_dir: str | os.PathLike,
-    cache_dir: str | os.PathLike = "cache",
+    cache_dir: str | os.PathLike | None = None,
     tasks: Sequence[str] = TASKS,
     quick: bool = False,
     seed: int = 0,
     model_name: str | None = None,
     progress: bool = True,
+    plots: bool | None = None,
+    fetch: bool = True,
 ) -> dict:
     """Run `tasks` with the (loaded) `ElmoEmbedder`'s frozen biLM; write results.json, results.md and the plots
-    into `output_dir`; return the results."""
+    into `output_dir`; return the results. `cache_dir` defaults to the per-user cache; with `fetch` what the tasks
+    lack is fetched into it first (`evaluation_data.fetch_evaluation_data`), else its absence is an error. `plots`:
+    see `resolve_plots`. `quick` is a smoke test (see the module docstring)."""
     log = Log(progress)
-    cache_dir = Path(cache_dir)
+    cache_dir = data.resolve_cache_dir(cache_dir)
     tasks = parse_tasks(",".join(tasks))
-    data.require_data(cache_dir, tasks, need_pretraining_text="pos" in tasks)
-    require_matplotlib()
+    plots = resolve_plots(plots)
+    if fetch:
+        data.fetch_evaluation_data(cache_dir, tasks, progress=progress)
+    else:
+        data.require_data(cache_dir, tasks)
     sizes = QUICK if quick else FULL
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -912,6 +966,8 @@ def run_evaluation(
     results: dict = {
         "model": model_name or getattr(embedder.model, "name_or_path", "") or "(in memory)",
         "mode": "quick" if quick else "full",
+        "smoke_test": sizes.smoke_test,
+        **({"note": f"smoke test (--quick): {SMOKE_TEST_NOTE}"} if sizes.smoke_test else {}),
         "seed": seed,
         "biLM": {
             "parameters": sum(p.numel() for p in embedder.model.parameters()),
@@ -922,10 +978,13 @@ def run_evaluation(
         },
         "heads": {kind: f"modeling_elmo.{name}" for kind, name in HEADS.items()},
         "sizes": asdict(sizes),
+        "plots": plot_files(tasks) if plots else [],
+        **({} if plots else {"plots_skipped": "not asked for" if plots_available() else MATPLOTLIB_MISSING}),
         "tasks": {},
         "timings": {},
     }
-    log(f"tasks {', '.join(tasks)} ({results['mode']} mode); heads: {results['heads']}")
+    mode = "quick mode: a smoke test, no scores" if sizes.smoke_test else "full mode"
+    log(f"tasks {', '.join(tasks)} ({mode}); heads: {results['heads']}")
     runners = {"pos": run_pos, "wsd": run_wsd, "classification": run_classification}
     start = time.perf_counter()
     for task in tasks:
@@ -935,9 +994,33 @@ def run_evaluation(
     results["timings"]["bilm_seconds"] = round(cache.seconds, 1)
     results["timings"]["bilm_words"] = cache.tokens
     results["timings"]["total_seconds"] = round(time.perf_counter() - start, 1)
-    write_reports(results, output_dir)
-    log(f"wrote {output_dir / 'results.json'}, {output_dir / 'results.md'} and the plots")
+    write_reports(results, output_dir, plots)
+    log(f"wrote {', '.join(str(output_dir / name) for name in output_files(results))}")
     return results
+
+
+def output_files(results: dict) -> list[str]:
+    """The files a run wrote into its output folder."""
+    return ["results.json", "results.md", *results.get("plots", [])]
+
+
+def summary(results: dict, output_dir: str | os.PathLike) -> str:
+    """The line `elmo evaluate` ends with: where the reports went; for a smoke test, that the pipeline ran and that
+    it reports no scores; and that the plots were skipped, where they were."""
+    files = ", ".join(output_files(results))
+    tasks = ", ".join(results["tasks"])
+    seconds = results["timings"]["total_seconds"]
+    if results.get("smoke_test"):
+        line = (
+            f"smoke test passed: the pipeline ran ({tasks}; the biLM over {results['timings']['bilm_words']:,} words, "
+            f"every task model trained and scored) in {seconds}s. No scores: --quick is too small for them to mean "
+            f"anything; run without --quick for results. Wrote {output_dir}: {files}"
+        )
+    else:
+        line = f"wrote {output_dir}: {files} ({tasks}, {seconds}s)"
+    if "plots_skipped" in results:
+        line += f". No plots: {results['plots_skipped']}"
+    return line
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -972,7 +1055,9 @@ def _verdict(expected_higher: float, expected_lower: float) -> str:
 
 
 def markdown_report(results: dict) -> str:
-    """The results as Markdown, our numbers beside the paper's."""
+    """The results as Markdown, our numbers beside the paper's; for a smoke test what ran, without scores."""
+    if results.get("smoke_test"):
+        return smoke_test_report(results)
     num_layers = results["biLM"]["layers"]
     bilm = results["biLM"]
     lines = [
@@ -1028,7 +1113,8 @@ def markdown_report(results: dict) -> str:
         lines += [
             "",
             f"Paper: {paper['table']}. BiLSTM tagger ({pos['settings']['tagger']}); static word vectors: "
-            f"{word_vectors['method']}, {word_vectors['vocabulary']:,} words from `{word_vectors['text']}` "
+            f"{word_vectors['method']}, {word_vectors['vocabulary']:,} words from the data cache's "
+            f"`{word_vectors['text']}` "
             f"({word_vectors['test_token_coverage']}% of test tokens covered):",
             "",
             "| tagger input | accuracy (%) |",
@@ -1130,10 +1216,60 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_reports(results: dict, output_dir: Path) -> None:
+def smoke_test_report(results: dict) -> str:
+    """What a smoke test (`--quick`) ran, as Markdown: the data and the models of each task, no scores."""
+    bilm = results["biLM"]
+    num_layers = bilm["layers"]
+    tasks = results["tasks"]
+    lines = [
+        "# ELMo evaluation smoke test (`elmo evaluate --quick`)",
+        "",
+        f"**A smoke test, not results.** {SMOKE_TEST_NOTE[0].upper()}{SMOKE_TEST_NOTE[1:]}.",
+        "",
+        f"Model: `{results['model']}` ({bilm['parameters']:,} parameters, {num_layers} layers), seed "
+        f"{results['seed']}. Task heads: {results['heads']['token']}, {results['heads']['sequence']}.",
+        "",
+        "What ran:",
+        "",
+    ]
+    if "pos" in tasks:
+        pos = tasks["pos"]
+        lines.append(
+            f"- POS tagging (Brown, 12 universal tags): {pos['data']['train']} to train on, {pos['data']['test']} to "
+            f"test on; a linear probe on each of the {num_layers} layers and on a learned mix, and a BiLSTM tagger on "
+            f"PPMI-SVD vectors ({pos['data']['word_vectors']['vocabulary']:,} words), on layer 0 and on the mix: "
+            f"{len(pos['probe']) + len(pos['tagger'])} task models trained and scored."
+        )
+    if "wsd" in tasks:
+        info = tasks["wsd"]["data"]
+        lines.append(
+            f"- Word sense (WordNet example sentences): {info['instances']:,} instances of {info['lemmas']:,} lemmas "
+            f"({info['train_instances']:,} train / {info['test_instances']:,} test), nearest sense centroid on each "
+            f"layer; {info['wic_train_pairs']:,} / {info['wic_test_pairs']:,} WiC-style pairs."
+        )
+    if "classification" in tasks:
+        classification = tasks["classification"]
+        info = classification["data"]
+        lines.append(
+            f"- Topic classification (BBC News): {info['train_articles']:,} train / {info['test_articles']:,} test "
+            f"articles; {len(classification['runs'])} classifiers trained and scored."
+        )
+    timings = results["timings"]
+    lines += [
+        "",
+        f"The biLM ran over {timings['bilm_words']:,} words in {timings['bilm_seconds']}s; "
+        f"{timings['total_seconds']}s in all.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_reports(results: dict, output_dir: Path, plots: bool = True) -> None:
+    """results.json, results.md and (with `plots`) the PNG plots."""
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (output_dir / "results.md").write_text(markdown_report(results), encoding="utf-8")
-    write_plots(results, output_dir)
+    if plots:
+        write_plots(results, output_dir)
 
 
 def plot_files(tasks: Iterable[str]) -> list[str]:
@@ -1174,6 +1310,10 @@ def write_plots(results: dict, output_dir: Path) -> list[Path]:
 
     def save(figure, name):
         figure.tight_layout()
+        if results.get("smoke_test"):
+            stamp = {"facecolor": "white", "edgecolor": "red", "alpha": 0.8}
+            figure.text(0.5, 0.5, "smoke test (--quick): not results", color="red", fontsize=16, rotation=15,
+                        ha="center", va="center", bbox=stamp, zorder=10)  # fmt: skip
         path = output_dir / name
         figure.savefig(path, dpi=110)
         plt.close(figure)

