@@ -6,7 +6,9 @@ published models), the configuration, the parameter count, where the files came 
 SHA-256 checksums, the conversion command and this package's version) and the citation.
 
 The facts about the conversion are also kept as `elmo_conversion.json` in the folder, so that `elmo push`
-can render the card again with the repository id users will load from.
+can render the card again with the repository id users will load from. URLs are kept without their user name,
+password, query string and fragment (`redact_url`): those parts often carry credentials (pre-signed URLs, tokens),
+and both files are published with the model.
 """
 
 from __future__ import annotations
@@ -29,6 +31,24 @@ from modeling_elmo.modeling_elmo import ElmoModel
 PROVENANCE_NAME = "elmo_conversion.json"
 CARD_NAME = "README.md"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`]+")
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user name and password, query string and fragment: the form of a URL that may be shown
+    in messages and written into files that get published (those parts often hold credentials, e.g. the
+    signature of a pre-signed S3 URL). Text that is not a `scheme://` URL is returned unchanged."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return url
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]  # the authority ends at the first of "/?#"
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` with every `scheme://` URL in it passed through `redact_url`."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
 
 
 def package_version() -> str:
@@ -51,7 +71,7 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 @dataclass
 class SourceFile:
     """One input file of a conversion: its role (`options` / `weights`), file name, the URL it was downloaded
-    from (None for a local file), size in bytes and SHA-256."""
+    from (None for a local file; always kept redacted, see `redact_url`), size in bytes and SHA-256."""
 
     role: str
     name: str
@@ -59,23 +79,32 @@ class SourceFile:
     size: int
     sha256: str
 
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            self.url = redact_url(self.url)
+
     @classmethod
     def from_path(cls, role: str, path: str | os.PathLike, url: str | None = None) -> SourceFile:
+        """The file at `path` (named by its local name), downloaded from `url` if given."""
         path = Path(path)
-        name = url.rstrip("/").rsplit("/", 1)[-1] if url else path.name
-        return cls(role=role, name=name, url=url, size=path.stat().st_size, sha256=file_sha256(path))
+        return cls(role=role, name=path.name, url=url, size=path.stat().st_size, sha256=file_sha256(path))
 
 
 @dataclass
 class Provenance:
     """Where a converted model came from: the published model it is (`preset`, or None), its source files, the
-    command that converted it, this package's version, and the Hub repository it is published as (if known)."""
+    command that converted it, this package's version, and the Hub repository it is published as (if known).
+    The URLs in `command` are kept redacted (`redact_url`), also when read from an older `elmo_conversion.json`."""
 
     sources: list[SourceFile]
     preset: str | None = None
     command: str | None = None
     package_version: str = field(default_factory=package_version)
     repo_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.command is not None:
+            self.command = redact_urls_in(self.command)
 
     @classmethod
     def from_local_files(cls, options_path: str | os.PathLike, weights_path: str | os.PathLike) -> Provenance:

@@ -28,7 +28,12 @@ class PublishedModel:
     datasets: tuple[str, ...] = ()
     perplexity: float | None = None
     downstream_results: tuple[tuple[str, str], ...] = ()
-    # SHA-256 of the published files where one is known; the download is verified against it.
+    # Size in bytes and SHA-256 of each published file where known: a download (from AllenNLP or a `--mirror`) is
+    # verified against them. None for every model here: no size or checksum of the published files could be
+    # verified (they cannot be downloaded where this package is developed), and a guessed value would refuse the
+    # genuine file. A download is still complete only when it has the size its server announced.
+    options_size: int | None = None
+    weights_size: int | None = None
     options_sha256: str | None = None
     weights_sha256: str | None = None
     num_layers: int = 2
@@ -40,6 +45,14 @@ class PublishedModel:
 
     def weights_url(self, base_url: str = ALLENNLP_BASE_URL) -> str:
         return f"{base_url.rstrip('/')}/{self.directory}/{self.stem}_weights.hdf5"
+
+    def expected_file(self, role: str) -> tuple[int | None, str | None]:
+        """The known size and SHA-256 (each None if not known) of the published `options` or `weights` file."""
+        if role == "options":
+            return self.options_size, self.options_sha256
+        if role == "weights":
+            return self.weights_size, self.weights_sha256
+        raise ValueError(f"a published model has an options and a weights file, not {role!r}")
 
     def architecture_mismatch(self, options: dict) -> str | None:
         """None if a parsed `options.json` describes this model's architecture, else which field differs."""
