@@ -5,7 +5,9 @@ storage), so AllenNLP and bilm-tf load it again. The mapping is the converter's 
 (`original.parameter_layout`) run backwards: each parameter is cut into the blocks it was assembled from, each
 block transposed back and written to its dataset's rows. Nothing is rounded, so original → Hugging Face →
 original reproduces every dataset bit for bit. The zero padding row of the character embedding and the
-`primed_*_state` buffers have no counterpart in the original format and are left out.
+`primed_*_state` buffers have no counterpart in the original format and are left out. The folder is checked first
+(`read_model_folder`); each tensor is then read once, through the safetensors library, and refused if it holds NaN
+or infinite values.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
 
 from modeling_elmo.conversion.folder import (
     ConversionError,
@@ -26,7 +30,6 @@ from modeling_elmo.conversion.folder import (
     staged_directory,
 )
 from modeling_elmo.conversion.original import expected_datasets, parameter_layout
-from modeling_elmo.conversion.safetensors_stream import SafetensorsError, read_tensor
 
 OPTIONS_NAME = "options.json"
 WEIGHTS_HDF5_NAME = "weights.hdf5"
@@ -45,13 +48,13 @@ def export_original(
     except ValueError as error:
         raise ConversionError(f"{folder.path / 'config.json'}: {error}") from error
     dataset_shapes = expected_datasets(config)
-    with staged_directory(output_dir) as staging:
+    with _open_weights(folder) as weights, staged_directory(output_dir) as staging:
         (staging / OPTIONS_NAME).write_text(json.dumps(options), encoding="utf-8")
         with h5py.File(staging / WEIGHTS_HDF5_NAME, "w") as handle:
             for name, shape in dataset_shapes.items():
                 handle.create_dataset(name, shape=shape, dtype=np.float32)
             for name, (_, blocks) in parameter_layout(config).items():
-                flat = _read_tensor(folder, name).reshape(-1)
+                flat = _read_tensor(folder, weights, name).reshape(-1)
                 start = 0
                 for block in blocks:
                     if block.dataset is None:  # the embedding's padding row, the primed states
@@ -76,9 +79,29 @@ def export_original(
     return output_dir / OPTIONS_NAME, output_dir / WEIGHTS_HDF5_NAME
 
 
-def _read_tensor(folder: ModelFolder, name: str) -> np.ndarray:
-    """One tensor as float32 (float16/bfloat16 widen exactly, float64 is rounded)."""
+def _open_weights(folder: ModelFolder) -> safe_open:
+    """The folder's weight file, opened to read one tensor at a time into its own memory (`pread`, where the
+    installed safetensors has it: a memory map would keep every tensor read resident until the end)."""
     try:
-        return read_tensor(folder.weights_path, folder.header, name)
-    except (OSError, SafetensorsError) as error:
-        raise ConversionError(f"{folder.weights_path}: tensor {name!r} cannot be read ({error})") from error
+        try:
+            return safe_open(folder.weights_path, framework="pt", backend="pread")
+        except TypeError:  # safetensors before 0.8 has no `backend`
+            return safe_open(folder.weights_path, framework="pt")
+    except (OSError, SafetensorError) as error:
+        raise ConversionError(f"{folder.weights_path} is truncated or corrupt ({error})") from error
+
+
+def _read_tensor(folder: ModelFolder, weights: safe_open, name: str) -> np.ndarray:
+    """The biLM tensor `name` as float32 (float16/bfloat16 widen exactly, float64 is rounded), checked to be
+    finite."""
+    stored_name = folder.bilm_prefix + name
+    try:
+        array = weights.get_tensor(stored_name).to(torch.float32).numpy()
+    except (OSError, SafetensorError) as error:
+        raise ConversionError(f"{folder.weights_path}: tensor {stored_name!r} cannot be read ({error})") from error
+    if not np.isfinite(array).all():
+        raise ConversionError(
+            f"{folder.weights_path}: tensor {stored_name!r} holds NaN or infinite values (as float32, the original "
+            "format's type)"
+        )
+    return array

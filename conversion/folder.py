@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging as transformers_logging
 
 from modeling_elmo.configuration_elmo import ElmoConfig, ElmoError
-from modeling_elmo.conversion.safetensors_stream import SafetensorsError, read_header
 from modeling_elmo.modeling_elmo import (
     ElmoForBidirectionalLM,
     ElmoForSequenceClassification,
@@ -150,22 +150,30 @@ def replace_dir(source: Path, target: Path) -> None:
 
 
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+#: The classes a model folder can hold, by the name `save_pretrained` writes into `config.json`'s `architectures`.
+FOLDER_CLASSES = {model_class.__name__: model_class for model_class in (ElmoModel, *HEAD_AUTO_CLASSES)}
 
 
 @dataclass
 class ModelFolder:
-    """A checked model folder: its path, config, weight file and that file's header (`{name: entry}`)."""
+    """A checked model folder: its path, config, the class it holds (the first of `config.architectures` that is an
+    ELMo class, else `ElmoModel`), its weight file and that file's header (`{name: {"dtype", "shape"}}`). The biLM's
+    tensors are named with `bilm_prefix`: `"elmo."` in a task head's folder, `""` in a biLM's or a language model's
+    (`folder_state_dict`)."""
 
     path: Path
     config: ElmoConfig
+    model_class: type[ElmoModel | ElmoForBidirectionalLM | ElmoForTokenClassification | ElmoForSequenceClassification]
     weights_path: Path
     header: dict[str, dict]
+    bilm_prefix: str = ""
 
 
 def read_model_folder(directory: str | os.PathLike) -> ModelFolder:
-    """Check that `directory` holds an ELMo `config.json` and a complete `model.safetensors` with every tensor
-    the config implies, in the right shape and a float dtype; raise a `ConversionError` naming the file and the
-    field or tensor otherwise. No tensor data is read."""
+    """Check that `directory` holds an ELMo `config.json` and a readable `model.safetensors` with exactly the tensors
+    of the folder's class (the biLM's, plus the softmax or the task head's), each in the shape the config implies
+    and a float dtype; raise a `ConversionError` naming the file and the field or tensors otherwise. Only the
+    header is read (through the safetensors library, which also refuses overlapping or out-of-file offsets)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConversionError(f"the model folder {directory} does not exist")
@@ -179,26 +187,46 @@ def read_model_folder(directory: str | os.PathLike) -> ModelFolder:
     if not isinstance(raw, dict) or raw.get("model_type") != "elmo":
         found = raw.get("model_type") if isinstance(raw, dict) else None
         raise ConversionError(f"{config_path}: model_type is {found!r}, expected 'elmo'")
+    architectures = raw.get("architectures") if isinstance(raw.get("architectures"), list) else []
+    model_class = next((FOLDER_CLASSES[str(name)] for name in architectures if str(name) in FOLDER_CLASSES), ElmoModel)
     try:
         config = ElmoConfig.from_dict(raw)
+        with torch.device("meta"):
+            model = model_class(config)
     except (TypeError, ValueError) as error:
         raise ConversionError(f"{config_path}: {error}") from error
     weights_path = directory / WEIGHTS_NAME
     if not weights_path.is_file():
         raise ConversionError(f"{directory} has no {WEIGHTS_NAME}")
     try:
-        header = read_header(weights_path)
-    except SafetensorsError as error:
-        raise ConversionError(str(error)) from error
-    with torch.device("meta"):
-        expected = {name: tuple(tensor.shape) for name, tensor in ElmoModel(config).state_dict().items()}
+        with safe_open(weights_path, framework="pt") as handle:
+            names = handle.keys()
+            slices = {name: handle.get_slice(name) for name in names}
+            header = {name: {"dtype": piece.get_dtype(), "shape": piece.get_shape()} for name, piece in slices.items()}
+    except OSError as error:
+        raise ConversionError(f"cannot read {weights_path}: {error.strerror or error}") from error
+    except SafetensorError as error:
+        raise ConversionError(f"{weights_path} is truncated or corrupt ({error})") from error
+    prefix = f"{ElmoModel.base_model_prefix}."
+    bilm_prefix = prefix if any(name.startswith(prefix) for name in header) else ""
+    bilm = model if model_class is ElmoModel else model.elmo
+    expected = {bilm_prefix + name: tuple(tensor.shape) for name, tensor in bilm.state_dict().items()}
+    if model_class is not ElmoModel:  # the softmax or the task head
+        head = model.state_dict().items()
+        expected |= {name: tuple(tensor.shape) for name, tensor in head if not name.startswith(prefix)}
+    problems = []
     for name, shape in expected.items():
         entry = header.get(name)
         if entry is None:
-            raise ConversionError(f"{weights_path} has no tensor {name!r} (config.json implies shape {shape})")
-        found = tuple(entry.get("shape", ()))
-        if found != shape:
-            raise ConversionError(f"{weights_path}: tensor {name!r} has shape {found}, config.json implies {shape}")
-        if entry.get("dtype") not in FLOAT_DTYPES:
-            raise ConversionError(f"{weights_path}: tensor {name!r} has dtype {entry.get('dtype')}, expected floats")
-    return ModelFolder(directory, config, weights_path, header)
+            problems.append(f"no tensor {name!r} (config.json implies shape {shape})")
+        elif tuple(entry["shape"]) != shape:
+            problems.append(f"tensor {name!r} has shape {tuple(entry['shape'])}, config.json implies {shape}")
+        elif entry["dtype"] not in FLOAT_DTYPES:
+            problems.append(f"tensor {name!r} has dtype {entry['dtype']}, expected floats")
+    problems += [
+        f"unexpected tensor {name!r} (not one of {model_class.__name__})" for name in header if name not in expected
+    ]
+    if problems:
+        more = f"; and {len(problems) - 4} more problems" if len(problems) > 4 else ""
+        raise ConversionError(f"{weights_path}: {'; '.join(problems[:4])}{more}")
+    return ModelFolder(directory, config, model_class, weights_path, header, bilm_prefix)

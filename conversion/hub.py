@@ -5,6 +5,11 @@ Uploaded: the model card, `config.json`, `model.safetensors`, the tokenizer file
 `elmo_conversion.json`. The card is rendered again for the repository id, so its usage examples name the repo
 (a `README.md` that this package did not write is uploaded as it is). Authentication is the Hub client's:
 `HF_TOKEN`, or the token stored by `hf auth login`.
+
+Nothing is uploaded unless the folder loads as users will load it: strictly with this package (every tensor
+present, in shape, finite), and in a fresh interpreter where `modeling_elmo` cannot be imported, through the
+folder's own remote code (`trust_remote_code=True`: this runs the folder's `.py` files, offline, with a temporary
+Hugging Face home and no token in its environment).
 """
 
 from __future__ import annotations
@@ -12,9 +17,19 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-from modeling_elmo.conversion.folder import ConversionError, ModelFolder, read_model_folder
+from modeling_elmo.configuration_elmo import ElmoError
+from modeling_elmo.conversion.folder import (
+    HEAD_AUTO_CLASSES,
+    ConversionError,
+    ModelFolder,
+    read_model_folder,
+    transformers_progress_bars_off,
+)
 from modeling_elmo.conversion.model_card import (
     CARD_NAME,
     PROVENANCE_NAME,
@@ -26,6 +41,27 @@ from modeling_elmo.conversion.model_card import (
 # What a model folder may hold that belongs on the Hub; anything else (e.g. a user's notes) stays local.
 UPLOAD_SUFFIXES = (".json", ".safetensors", ".py", ".md", ".txt", ".model", ".jinja")
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
+REMOTE_CODE_CHECK_SECONDS = 600
+# Run as `python -c` with the folder and its Auto class: loads the model and the tokenizer as a user without this
+# package does; a failure ends with the exception's line on stderr.
+_REMOTE_CODE_CHECK = """
+import sys
+
+
+class _HideModelingElmo:
+    def find_spec(self, name, path=None, target=None):
+        if name == "modeling_elmo" or name.startswith("modeling_elmo."):
+            raise ImportError("modeling_elmo is hidden for this check")
+
+
+sys.meta_path.insert(0, _HideModelingElmo())
+import transformers
+
+folder, auto_class = sys.argv[1:]
+for name in dict.fromkeys(["AutoModel", auto_class]):
+    getattr(transformers, name).from_pretrained(folder, trust_remote_code=True)
+transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+"""
 
 
 class PublishError(ConversionError):
@@ -58,6 +94,7 @@ def push_to_hub(
     if missing:
         raise PublishError(f"{model_dir} lacks {', '.join(missing)}: convert it again with `elmo convert`")
     token = token or require_token()
+    check_loads(folder)
     operations = [
         CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
         for path in sorted(model_dir.iterdir())
@@ -82,9 +119,49 @@ def push_to_hub(
             revision=revision,
         )
     except _hub_errors() as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PublishError(f"pushing {model_dir} to {repo_id} failed: {first_line}") from error
+        raise PublishError(f"pushing {model_dir} to {repo_id} failed: {_first_line(error)}") from error
     return commit.commit_url
+
+
+def check_loads(folder: ModelFolder) -> None:
+    """Load the folder's model strictly with this package, then (model, biLM and tokenizer) in a fresh interpreter
+    without it, through the folder's remote code; raise a `PublishError` with the first failure's message."""
+    try:
+        with transformers_progress_bars_off():
+            folder.model_class.from_pretrained(folder.path)
+    except ElmoError as error:
+        raise PublishError(f"{folder.path} does not load: {error}") from error
+    except (OSError, ValueError, RuntimeError) as error:
+        raise PublishError(f"{folder.path} does not load: {_first_line(error)}") from error
+    auto_class = HEAD_AUTO_CLASSES.get(folder.model_class, "AutoModel")
+    with tempfile.TemporaryDirectory(prefix="elmo-push-check-") as home:
+        hidden = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+        environment = {name: value for name, value in os.environ.items() if name not in hidden}
+        environment.update(
+            HF_HOME=home,
+            HF_MODULES_CACHE=os.path.join(home, "modules"),
+            HF_HUB_OFFLINE="1",
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            TRANSFORMERS_VERBOSITY="error",
+        )
+        command = [sys.executable, "-c", _REMOTE_CODE_CHECK, str(folder.path.resolve()), auto_class]
+        try:
+            result = subprocess.run(
+                command, env=environment, cwd=home, capture_output=True, text=True, timeout=REMOTE_CODE_CHECK_SECONDS
+            )
+        except subprocess.TimeoutExpired as error:
+            raise PublishError(
+                f"{folder.path}: loading it without the modeling_elmo package took over {error.timeout:.0f} s"
+            ) from error
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {result.returncode}"
+        raise PublishError(f"{folder.path} does not load without the modeling_elmo package (remote code): {reason}")
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when the message is empty)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:

@@ -24,6 +24,7 @@ matrix products are blocked differently), never more.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 
+from .conversion.folder import transformers_progress_bars_off
 from .pipeline_elmo import POOLINGS, pool_words, resolve_layer, select_layers, to_numpy
 from .pretrained import DEFAULT_MODEL
 from .tokenization_elmo import ElmoTokenizer
@@ -66,7 +68,10 @@ class ElmoEmbedder:
         revision: the Hub revision (branch, tag or commit) to load.
         trust_remote_code: load the model's own code from its folder (only needed without this package).
 
-    The model runs in its configured `state_mode` (deterministic `"stateless"` for converted models).
+    The model runs in its configured `state_mode` (deterministic `"stateless"` for converted models). A folder or
+    Hub model is loaded strictly (`ElmoPreTrainedModel.from_pretrained`): weights that are truncated, missing,
+    unexpected, mis-shaped, not floats or not finite raise `ElmoWeightsError` (an `ElmoError`) before anything is
+    embedded or written.
     """
 
     def __init__(
@@ -81,7 +86,9 @@ class ElmoEmbedder:
         device = None if device is None else resolve_device(device)
         if isinstance(model, (str, os.PathLike)):
             source = str(model)
-            model = AutoModel.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+            # A local folder has nothing to download: without the loading bar, a refused one is one line on stderr.
+            with transformers_progress_bars_off() if os.path.isdir(source) else contextlib.nullcontext():
+                model = AutoModel.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
             if tokenizer is None:
                 tokenizer = AutoTokenizer.from_pretrained(
                     source, revision=revision, trust_remote_code=trust_remote_code

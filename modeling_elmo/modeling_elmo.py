@@ -11,21 +11,25 @@ L = LSTM layers; "2" as a leading dimension indexes the direction (0 forward, 1 
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import pickle
+import re
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 from transformers.utils import ModelOutput, cached_file
 
-from .configuration_elmo import ElmoConfig
+from .configuration_elmo import ElmoConfig, ElmoError
 from .tokenization_elmo import ElmoTokenizer
 
 # The LSTM adds this to the forget gate's pre-activation (not stored in the weights, as in bilm-tf).
@@ -326,7 +330,8 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         four_cells = self.bias.shape[-1]
         forget_bias = torch.zeros_like(self.bias)
         forget_bias[:, four_cells // 2 : 3 * four_cells // 4] = FORGET_BIAS
-        products = torch.baddbmm((self.bias + forget_bias)[:, None, :], _at_least_product_rows(inputs), self.input_weight)
+        bias = (self.bias + forget_bias)[:, None, :]
+        products = torch.baddbmm(bias, _at_least_product_rows(inputs), self.input_weight)
         return products[:, : inputs.shape[1]]
 
     def _add_recurrent(self, gate_inputs: torch.Tensor, offset: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -440,12 +445,150 @@ class ElmoModelOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
+# Strict loading: a folder's weights must be exactly those of the class being loaded (see
+# `ElmoPreTrainedModel.from_pretrained`).
+SAFETENSORS_WEIGHTS_NAME = "model.safetensors"
+#: The safetensors dtypes a weight may be stored in (loading casts it to the model's dtype).
+FLOAT_STORAGE_DTYPES = ("F16", "BF16", "F32", "F64")
+_HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+class ElmoWeightsError(ElmoError, OSError):
+    """A model's weights cannot be used: the weight file is not a readable safetensors file, or tensors are missing,
+    unexpected, mis-shaped, not stored as floats or not finite. The message names the file and the tensors."""
+
+
+def _named(names: Iterable[str], limit: int = 4) -> str:
+    """A few names for a one-line message: `'a', 'b' and 3 more`."""
+    names = sorted(names)
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 class ElmoPreTrainedModel(PreTrainedModel):
     config_class = ElmoConfig
     base_model_prefix = "elmo"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ("ElmoTokenEmbedder", "ElmoLstmLayer")
+    #: The tensors (a regular expression over state-dict names) a class starts fresh when a folder holds none of them.
+    _fresh_on_load: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, strict: raises `ElmoWeightsError` naming the file and the tensors when
+        `model.safetensors` is truncated or corrupt, lacks a tensor of this class (the `primed_*_state` buffers
+        included), holds one it does not use, or one of another shape or a non-float dtype, and when a loaded
+        tensor is not finite (NaN or infinite, also after the cast to the loaded dtype); also when pickled weights
+        (`pytorch_model.bin`) hold more than tensors (`weights_only=True` never runs them). The safetensors file is
+        checked before anything is loaded. The tensors a class starts fresh or ignores are named in its docstring;
+        `ignore_mismatched_sizes=True` lets only those be re-initialised."""
+        weights_path = cls._check_weights_file(pretrained_model_name_or_path, kwargs)
+        source = weights_path or pretrained_model_name_or_path
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, **{**kwargs, "output_loading_info": True}
+            )
+        except SafetensorError as error:
+            raise ElmoWeightsError(f"{source} is truncated or corrupt ({error})") from error
+        except pickle.UnpicklingError as error:  # a pickle that `torch.load(weights_only=True)` refuses to run
+            detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. |\n|$)", str(error))
+            reason = detail.group(1) if detail else "not a file of plain tensors"
+            raise ElmoWeightsError(f"{source}: the pickled weights are refused, unread ({reason})") from error
+        mismatched = {name: (found, expected) for name, found, expected in info["mismatched_keys"]}
+        model._raise_for_weight_problems(
+            source, model.state_dict().keys(), info["missing_keys"], info["unexpected_keys"], mismatched, {}, kwargs
+        )
+        not_finite = [
+            name
+            for name, tensor in model.state_dict().items()
+            if tensor.is_floating_point() and not tensor.is_meta and not torch.isfinite(tensor).all()
+        ]
+        if not_finite:
+            dtype = str(model.dtype).removeprefix("torch.")
+            raise ElmoWeightsError(
+                f"{source}: tensors with NaN or infinite values: {_named(not_finite)} "
+                f"(as loaded in {dtype}; values beyond its range become infinite)"
+            )
+        return (model, info) if kwargs.get("output_loading_info") else model
+
+    @classmethod
+    def _check_weights_file(cls, pretrained_model_name_or_path: str | os.PathLike, kwargs: dict) -> str | None:
+        """Check the safetensors file that `from_pretrained` is about to load against this class built on the meta
+        device from the same config (names, shapes and float dtypes), reading only the file's header. Returns its
+        path; None where there is none (weights given as a `state_dict`, GGUF or pickle files)."""
+        if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None or kwargs.get("gguf_file"):
+            return None
+        variant = kwargs.get("variant")
+        weights_path = cached_file(
+            pretrained_model_name_or_path,
+            f"model.{variant}.safetensors" if variant else SAFETENSORS_WEIGHTS_NAME,
+            **{name: kwargs[name] for name in _HUB_OPTIONS if name in kwargs},
+            _raise_exceptions_for_missing_entries=False,
+        )
+        if weights_path is None:
+            return None
+        config = kwargs.get("config")
+        if not isinstance(config, PreTrainedConfig):
+            overrides = {name: value for name, value in kwargs.items() if name != "config"}
+            config, _ = cls.config_class.from_pretrained(
+                config or pretrained_model_name_or_path, return_unused_kwargs=True, **overrides
+            )
+        with torch.device("meta"):
+            state = cls(copy.deepcopy(config)).state_dict()
+        try:
+            with safe_open(weights_path, framework="pt") as handle:
+                names = handle.keys()
+                slices = {name: handle.get_slice(name) for name in names}
+                stored = {name: (tuple(piece.get_shape()), piece.get_dtype()) for name, piece in slices.items()}
+        except SafetensorError as error:
+            raise ElmoWeightsError(f"{weights_path} is truncated or corrupt ({error})") from error
+        # The biLM is named with the `elmo.` prefix in a task head's folder, without it in a biLM's or a language
+        # model's; transformers adds or strips the prefix. Compare under the file's names.
+        prefix = cls.base_model_prefix + "."
+        file_prefixed, class_prefixed = (any(name.startswith(prefix) for name in keys) for keys in (stored, state))
+        if file_prefixed and not class_prefixed:
+            state = {prefix + name: tensor for name, tensor in state.items()}
+        elif class_prefixed and not file_prefixed:
+            state = {name.removeprefix(prefix): tensor for name, tensor in state.items()}
+        expected = {name: tuple(tensor.shape) for name, tensor in state.items()}
+        present = sorted(expected.keys() & stored.keys())
+        mismatched = {name: (stored[name][0], expected[name]) for name in present if stored[name][0] != expected[name]}
+        not_float = {name: stored[name][1] for name in present if stored[name][1] not in FLOAT_STORAGE_DTYPES}
+        cls._raise_for_weight_problems(
+            weights_path, expected, expected.keys() - stored.keys(), stored.keys() - expected.keys(), mismatched,
+            not_float, kwargs,
+        )  # fmt: skip
+        return weights_path
+
+    @classmethod
+    def _raise_for_weight_problems(
+        cls,
+        source: str | os.PathLike,
+        expected: Iterable[str],
+        missing: set[str],
+        unexpected: set[str],
+        mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
+        not_float: dict[str, str],
+        kwargs: dict,
+    ) -> None:
+        """Raise `ElmoWeightsError` for the problems left once the tensors the class may start fresh (all of
+        `_fresh_on_load`, or none) and those it ignores (`_keys_to_ignore_on_load_unexpected`) are set aside."""
+        fresh = {name for name in expected if cls._fresh_on_load and re.match(cls._fresh_on_load, name)}
+        missing = missing - fresh if fresh <= missing else set(missing)
+        ignored = "|".join(f"({pattern})" for pattern in cls._keys_to_ignore_on_load_unexpected or ())
+        unexpected = {name for name in unexpected if not (ignored and re.search(ignored, name))}
+        if kwargs.get("ignore_mismatched_sizes"):
+            mismatched = {name: shapes for name, shapes in mismatched.items() if name not in fresh}
+        problems = [f"missing {_named(missing)}"] if missing else []
+        problems += [f"unexpected {_named(unexpected)}"] if unexpected else []
+        details = [
+            f"{name!r} has shape {found}, the config implies {shape}" for name, (found, shape) in mismatched.items()
+        ]
+        details += [f"{name!r} is stored as {dtype}, not as floats" for name, dtype in not_float.items()]
+        problems += details[:4] + ([f"{len(details) - 4} more such tensors"] if len(details) > 4 else [])
+        if problems:
+            raise ElmoWeightsError(f"{source} does not hold the tensors of {cls.__name__}: {'; '.join(problems)}")
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -490,6 +633,9 @@ class ElmoModel(ElmoPreTrainedModel):
     The initial LSTM state depends on `config.state_mode`: zeros (`"stateless"`), each batch row's final
     state from the previous call (`"stateful"`, the original behaviour; `reset_states()` clears it), or the
     stored `primed_*_state` buffers (`"primed"`, set by `prime_states`).
+
+    Loading (`from_pretrained`, strict) needs every biLM tensor, the `primed_*_state` buffers included; it ignores
+    the word softmax of a language model's folder and the mix, encoder and classifier of a task head's folder.
     """
 
     # A language-model folder (`ElmoForBidirectionalLM`) also holds the word softmax, and a task head's folder its mix,
@@ -960,6 +1106,8 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
     `labels` hold word ids of the input tokens (`LM_IGNORE_INDEX` = -100 leaves a word out of the loss; out-of-
     vocabulary words are `<UNK>`); the model shifts them. The vocabulary itself (`vocabulary`, a list of words in
     softmax-row order) is saved as `vocab.txt` by `save_pretrained` and read back by `from_pretrained`.
+
+    Loading (`from_pretrained`, strict) needs every tensor of the biLM and of the softmax: nothing starts fresh.
     """
 
     accepts_loss_kwargs = False  # the loss is a per-batch mean; the Trainer scales it for gradient accumulation
@@ -1286,10 +1434,15 @@ class ElmoTaskModel(ElmoPreTrainedModel):
     `forward` runs the biLM and hands its layers to `classify_layers`, which the heads implement; training on cached
     layers of a frozen biLM calls `classify_layers` directly. The biLM runs without autograd while none of its
     parameters requires gradients (`freeze_elmo` sets that when the head is built).
+
+    Loading (`from_pretrained`, strict) needs every biLM tensor; from a folder without the head (a biLM's or a
+    language model's) the head starts fresh (`scalar_mix`, `encoder`, `classifier`) and the word softmax is ignored,
+    while a folder with only part of the head is refused.
     """
 
     # A language-model folder also holds the word softmax, which the heads do not use.
     _keys_to_ignore_on_load_unexpected = (r"(^|\.)softmax\.",)
+    _fresh_on_load = r"(scalar_mix|encoder|classifier)\."
     accepts_loss_kwargs = False  # the loss is a per-batch mean; the Trainer scales it for gradient accumulation
 
     def __init__(self, config: ElmoConfig) -> None:
@@ -1407,7 +1560,7 @@ class ElmoTaskModel(ElmoPreTrainedModel):
 class ElmoForTokenClassification(ElmoTaskModel):
     """ELMo for labelling every word (tagging, NER): biLM → scalar mix → task encoder → linear classifier per word.
     Predictions line up with the tokenizer's words; `pipeline("token-classification")` gives each word's label with
-    its character offsets."""
+    its character offsets. Loading a biLM's folder starts the head fresh (see `ElmoTaskModel`)."""
 
     def classify_layers(
         self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
@@ -1441,7 +1594,8 @@ class ElmoForSequenceClassification(ElmoTaskModel):
     over the words (`config.sequence_pooling`) → linear classifier. The loss follows `config.problem_type` as in
     transformers: `"single_label_classification"` (cross-entropy), `"multi_label_classification"` (binary
     cross-entropy per label) or `"regression"` (mean squared error); unset, it is regression for `num_labels = 1`,
-    single-label for integer labels, multi-label otherwise."""
+    single-label for integer labels, multi-label otherwise. Loading a biLM's folder starts the head fresh (see
+    `ElmoTaskModel`)."""
 
     def __init__(self, config: ElmoConfig) -> None:
         super().__init__(config)
