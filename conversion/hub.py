@@ -133,6 +133,7 @@ def check_loads(folder: ModelFolder) -> None:
         raise PublishError(f"{folder.path} does not load: {error}") from error
     except (OSError, ValueError, RuntimeError) as error:
         raise PublishError(f"{folder.path} does not load: {_first_line(error)}") from error
+    check_code_is_this_packages(folder.path)
     auto_class = HEAD_AUTO_CLASSES.get(folder.model_class, "AutoModel")
     with tempfile.TemporaryDirectory(prefix="elmo-push-check-") as home:
         hidden = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -157,6 +158,19 @@ def check_loads(folder: ModelFolder) -> None:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {result.returncode}"
         raise PublishError(f"{folder.path} does not load without the modeling_elmo package (remote code): {reason}")
+
+
+def check_code_is_this_packages(directory: Path) -> None:
+    """Refuse a folder whose `.py` files are not byte for byte this package's own remote-code files: they would run
+    on the machine of every user who loads the model with `trust_remote_code=True` (and in `check_loads`)."""
+    package = Path(sys.modules[ElmoError.__module__].__file__).parent
+    for path in sorted(directory.glob("*.py")):
+        own = package / path.name
+        if not own.is_file() or own.read_bytes() != path.read_bytes():
+            raise PublishError(
+                f"{path} is not this package's own {path.name}: a folder's code runs on every machine that loads it "
+                "with trust_remote_code=True; save the folder again with this package (save_pretrained or elmo convert)"
+            )
 
 
 def _first_line(error: BaseException) -> str:

@@ -271,12 +271,23 @@ def test_push_refuses_a_corrupt_folder_before_any_upload(bilm_folder, hub_endpoi
     assert hub_endpoint.requests == [] and hub_endpoint.repos == {}
 
 
-def test_push_refuses_a_folder_whose_remote_code_fails(bilm_folder, hub_endpoint, capsys):
-    code = bilm_folder / "modeling_elmo.py"
-    code.write_text(code.read_text() + '\nraise RuntimeError("this remote code is broken")\n')
+@pytest.mark.parametrize("name", ["modeling_elmo.py", "extra_code.py"])
+def test_push_refuses_a_folder_with_code_not_from_this_package(bilm_folder, hub_endpoint, capsys, tmp_path, name):
+    marker = tmp_path / "ran"
+    code = bilm_folder / name
+    code.write_text((code.read_text() if code.exists() else "") + f"\nopen({str(marker)!r}, 'w').close()\n")
     assert elmo_main(["push", str(bilm_folder), "--repo-id", "org/elmo-tiny"]) == 2
     err = one_line_error(capsys, "push")
-    assert "without the modeling_elmo package" in err and "RuntimeError: this remote code is broken" in err
+    assert f"{code} is not this package's own {name}" in err
+    assert not marker.exists()
+    assert hub_endpoint.requests == [] and hub_endpoint.repos == {}
+
+
+def test_push_refuses_a_folder_that_does_not_load_without_the_package(bilm_folder, hub_endpoint, capsys):
+    (bilm_folder / "pipeline_elmo.py").unlink()  # imported by the configuration's remote code
+    assert elmo_main(["push", str(bilm_folder), "--repo-id", "org/elmo-tiny"]) == 2
+    err = one_line_error(capsys, "push")
+    assert "does not load without the modeling_elmo package (remote code)" in err and "pipeline_elmo" in err
     assert hub_endpoint.requests == [] and hub_endpoint.repos == {}
 
 
