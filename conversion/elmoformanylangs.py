@@ -93,6 +93,8 @@ def read_dictionary(path: Path) -> dict[str, int]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConversionError(f"{path} is a folder, not a file")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
@@ -101,6 +103,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ConversionError(f"cannot read {path} ({error})") from error
     except json.JSONDecodeError as error:
         raise ConversionError(f"{path} is not valid JSON (line {error.lineno}: {error.msg})") from error
+    except RecursionError as error:
+        raise ConversionError(f"{path} is nested too deeply to be a configuration file") from error
     if not isinstance(value, dict):
         raise ConversionError(f"{path} is not a JSON object")
     return value
@@ -137,7 +141,10 @@ def _value(section: dict[str, Any], key: str, where: str, path: Path) -> Any:
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A pickled state dict, read with `torch.load(weights_only=True)`: only tensors and plain containers are
-    rebuilt, so a pickle that would construct other objects (or run code) is refused, not executed."""
+    rebuilt, so a pickle that would construct other objects (or run code) is refused, not executed. Every tensor
+    must hold finite floats."""
+    if path.is_dir():
+        raise ConversionError(f"{path} is a folder, not a file")
     if not path.is_file():
         raise ConversionError(f"{path} does not exist")
     try:
@@ -159,6 +166,10 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     for name, tensor in state.items():
         if not tensor.dtype.is_floating_point:
             raise ConversionError(f"{path}: tensor {name!r} has dtype {tensor.dtype}, expected floats")
+        finite = torch.isfinite(tensor.float())
+        if not finite.all():
+            bad = finite.numel() - int(finite.sum())
+            raise ConversionError(f"{path}: tensor {name!r} holds {bad} values that are NaN or infinite as float32")
     return dict(state)
 
 
@@ -253,6 +264,8 @@ def load_elmoformanylangs(
             statefulness.
     """
     model_dir = Path(model_dir)
+    if model_dir.exists() and not model_dir.is_dir():
+        raise ConversionError(f"the ELMoForManyLangs model folder {model_dir} is a file, not a folder")
     if not model_dir.is_dir():
         raise ConversionError(f"the ELMoForManyLangs model folder {model_dir} does not exist")
     architecture, architecture_path = read_architecture(model_dir)
@@ -262,7 +275,7 @@ def load_elmoformanylangs(
         kind = str(section.get("name", "")).lower()
         if kind != supported:
             raise ConversionError(
-                f"{architecture_path}: {name}.name is {section.get('name')!r}; only {supported!r} is supported"
+                f"{architecture_path}: {name}.name is {section.get('name')!r:.60}; only {supported!r} is supported"
             )
     settings = {
         key: _value(embedder, key, "token_embedder", architecture_path)
@@ -272,14 +285,27 @@ def load_elmoformanylangs(
         (key, _value(encoder, key, "encoder", architecture_path))
         for key in ("projection_dim", "dim", "n_layers", "cell_clip", "proj_clip")
     )
-    if not isinstance(settings["char_dim"], int) or settings["char_dim"] <= 0:
+    if type(settings["char_dim"]) is int and settings["char_dim"] <= 0:
         raise ConversionError(
-            f"{architecture_path}: token_embedder.char_dim is {settings['char_dim']!r}; only models with a "
+            f"{architecture_path}: token_embedder.char_dim is {settings['char_dim']}; only models with a "
             "character CNN (char_dim > 0) are supported"
         )
     word_dim = settings["word_dim"]
-    if isinstance(word_dim, bool) or not isinstance(word_dim, int) or word_dim < 0:
-        raise ConversionError(f"{architecture_path}: token_embedder.word_dim must be an integer >= 0, got {word_dim!r}")
+    if type(word_dim) is not int or word_dim < 0:
+        raise ConversionError(
+            f"{architecture_path}: token_embedder.word_dim must be an integer >= 0, got {word_dim!r:.60}"
+        )
+
+    # The declared sizes, checked (types and limits) before the dictionaries and pickles are read, with placeholder
+    # vocabularies; the full config follows once their sizes are known.
+    _architecture_config(
+        settings,
+        architecture_path,
+        word_embedding_dim=word_dim,
+        word_vocab_size=1 if word_dim else 0,
+        begin_of_sentence_word_id=0 if word_dim else None,
+        end_of_sentence_word_id=0 if word_dim else None,
+    )
 
     char_path = model_dir / CHAR_DICTIONARY_NAME
     char_vocab = read_dictionary(char_path)
@@ -310,25 +336,16 @@ def load_elmoformanylangs(
     word_vocab_size = (
         _rows(token_embedder_state, "word_emb_layer.embedding.weight", token_embedder_path) if word_dim else 0
     )
+    config = _architecture_config(
+        settings,
+        architecture_path,
+        num_characters=num_characters + 1,
+        character_scheme="dictionary",
+        word_embedding_dim=word_dim,
+        word_vocab_size=word_vocab_size,
+        **tokenizer.special_ids,
+    )
     try:
-        config = ElmoConfig(
-            char_embedding_dim=settings["char_dim"],
-            char_cnn_filters=settings["filters"],
-            char_cnn_activation=settings["activation"],
-            num_highway_layers=settings["n_highway"],
-            max_characters_per_token=settings["max_characters_per_token"],
-            num_characters=num_characters + 1,
-            projection_dim=settings["projection_dim"],
-            lstm_cell_dim=settings["dim"],
-            num_lstm_layers=settings["n_layers"],
-            cell_clip=settings["cell_clip"] or None,  # ELMoForManyLangs clips only with a truthy value
-            projection_clip=settings["proj_clip"] or None,
-            use_skip_connections=True,  # ELMoForManyLangs always adds each layer's input from the second layer on
-            character_scheme="dictionary",
-            word_embedding_dim=word_dim,
-            word_vocab_size=word_vocab_size,
-            **tokenizer.special_ids,
-        )
         for key, value in config_overrides.items():
             setattr(config, key, value)
         config.validate_elmo()
@@ -344,6 +361,48 @@ def load_elmoformanylangs(
         model = ElmoModel(config)
     model.load_state_dict(_to_elmo_state_dict(token_embedder_state, encoder_state, config), assign=True, strict=True)
     return model.eval(), tokenizer
+
+
+#: Where the config fields set from an ELMoForManyLangs architecture JSON come from, for error messages.
+_ARCHITECTURE_KEYS = {
+    "char_embedding_dim": "token_embedder.char_dim",
+    "word_embedding_dim": "token_embedder.word_dim",
+    "char_cnn_filters": "token_embedder.filters",
+    "char_cnn_activation": "token_embedder.activation",
+    "num_highway_layers": "token_embedder.n_highway",
+    "max_characters_per_token": "token_embedder.max_characters_per_token",
+    "projection_dim": "encoder.projection_dim",
+    "lstm_cell_dim": "encoder.dim",
+    "num_lstm_layers": "encoder.n_layers",
+    "cell_clip": "encoder.cell_clip",
+    "projection_clip": "encoder.proj_clip",
+    "num_characters": f"the rows of {TOKEN_EMBEDDER_NAME}'s char_emb_layer.embedding.weight + 1",
+    "word_vocab_size": f"the rows of {TOKEN_EMBEDDER_NAME}'s word_emb_layer.embedding.weight",
+}
+
+
+def _architecture_config(settings: dict[str, Any], architecture_path: Path, **fields: Any) -> ElmoConfig:
+    """The `ElmoConfig` of an architecture's `settings` and further `fields` (validated, limits included); a
+    problem is a `ConversionError` naming the architecture file and the key the invalid field comes from."""
+    try:
+        return ElmoConfig(
+            char_embedding_dim=settings["char_dim"],
+            char_cnn_filters=settings["filters"],
+            char_cnn_activation=settings["activation"],
+            num_highway_layers=settings["n_highway"],
+            max_characters_per_token=settings["max_characters_per_token"],
+            projection_dim=settings["projection_dim"],
+            lstm_cell_dim=settings["dim"],
+            num_lstm_layers=settings["n_layers"],
+            cell_clip=settings["cell_clip"] or None,  # ELMoForManyLangs clips only with a truthy value
+            projection_clip=settings["proj_clip"] or None,
+            use_skip_connections=True,  # ELMoForManyLangs always adds each layer's input from the second layer on
+            **fields,
+        )
+    except (TypeError, ValueError) as error:
+        field = str(error).split(" ", 1)[0]
+        where = f"{_ARCHITECTURE_KEYS[field]}: " if field in _ARCHITECTURE_KEYS else ""
+        raise ConversionError(f"{architecture_path}: {where}{error}") from error
 
 
 def _rows(state: dict[str, torch.Tensor], name: str, path: Path) -> int:

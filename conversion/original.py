@@ -23,6 +23,12 @@ line, line i = row i). `convert_original(..., softmax_weights=..., vocab=...)` a
 |---|---|---|
 | `softmax/W` | (V, P) | `softmax.weight` (as stored: logits = h W^T + b) |
 | `softmax/b` | (V,) | `softmax.bias` |
+
+Both files are untrusted input (`open_checked_hdf5`): a file may only supply its own bytes (no external or soft
+links, no external raw storage, no virtual datasets, no filter plugins), the float datasets of the shapes the
+options imply (and, for the weights file, no others), and finite values, checked block by block as they are
+converted (the weights are read once). Every declared size is within `ElmoConfig`'s limits before anything is
+allocated.
 """
 
 from __future__ import annotations
@@ -60,23 +66,40 @@ if TYPE_CHECKING:
 
 SOFTMAX_WEIGHT_DATASET = "softmax/W"
 SOFTMAX_BIAS_DATASET = "softmax/b"
+
+
 def read_original_options(path: str | os.PathLike) -> ElmoConfig:
-    """Read a bilm-tf `options.json` into an `ElmoConfig`."""
+    """Read a bilm-tf `options.json` into an `ElmoConfig`; every problem (unreadable, not UTF-8, not JSON, nested
+    too deeply, a missing or invalid key, a size above the limits) is a `ConversionError` naming the file and key."""
     path = Path(path)
+    require_file(path, "options file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConversionError(f"cannot read the options file {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise ConversionError(f"{path} is not UTF-8 text (byte {error.start}: {error.reason})") from error
     try:
         options = json.loads(text)
     except json.JSONDecodeError as error:
         raise ConversionError(
             f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
         ) from error
+    except RecursionError as error:
+        raise ConversionError(f"{path} is nested too deeply to be an options file") from error
     try:
         return ElmoConfig.from_original_options(options)
     except ValueError as error:
         raise ConversionError(f"{path}: {error}") from error
+
+
+def require_file(path: Path, kind: str) -> None:
+    """Raise a `ConversionError` unless `path` is a file (`kind` names it: "a folder, not a file" and "does not
+    exist" are told apart)."""
+    if path.is_dir():
+        raise ConversionError(f"the {kind} {path} is a folder, not a file")
+    if not path.is_file():
+        raise ConversionError(f"the {kind} {path} does not exist")
 
 
 def _lstm_prefix(direction: int, layer: int) -> str:
@@ -84,7 +107,9 @@ def _lstm_prefix(direction: int, layer: int) -> str:
 
 
 def expected_datasets(config: ElmoConfig) -> dict[str, tuple[int, ...]]:
-    """Every dataset a bilm-tf weight file must hold for `config`, with its shape."""
+    """Every dataset a bilm-tf weight file must hold for `config`, with its shape (the config is validated first,
+    so that absurd sizes are refused before anything is allocated)."""
+    _validated(config)
     embedding_dim, filters_width = config.char_embedding_dim, config.num_filters
     projection_dim, cell_dim = config.projection_dim, config.lstm_cell_dim
     shapes: dict[str, tuple[int, ...]] = {"char_embed": (config.num_characters - 1, embedding_dim)}
@@ -106,53 +131,159 @@ def expected_datasets(config: ElmoConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _validated(config: ElmoConfig) -> ElmoConfig:
+    """`config` after `validate_elmo` (types, values and size limits), with a problem as a `ConversionError`."""
+    try:
+        config.validate_elmo()
+    except ValueError as error:
+        raise ConversionError(f"invalid model configuration: {error}") from error
+    return config
+
+
 def open_original_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.File:
-    """Open a bilm-tf weight file and check that every dataset `config` needs is there with the right shape and a
-    float dtype (no data is read yet). The caller closes the returned file."""
-    return _open_checked_hdf5(path, expected_datasets(config), "weight file", "the options")
+    """Open a bilm-tf weight file and check it against `config` (`open_checked_hdf5`): every dataset it needs, with
+    its shape, and no other dataset (options that describe fewer layers, highway layers or filters than the file
+    holds are refused). No data is read yet; the caller closes the returned file."""
+    return open_checked_hdf5(path, expected_datasets(config), "weights file", "the options", other_datasets=False)
 
 
-def _open_checked_hdf5(
-    path: str | os.PathLike, shapes: dict[str, tuple[int, ...]], kind: str, source: str
+#: The HDF5 filters (compression and checksums) a weight file may use: HDF5's own and h5py's LZF. Others would make
+#: HDF5 load a filter plugin (a shared library) chosen by the file.
+BUILTIN_HDF5_FILTERS = {
+    h5py.h5z.FILTER_DEFLATE,
+    h5py.h5z.FILTER_SHUFFLE,
+    h5py.h5z.FILTER_FLETCHER32,
+    h5py.h5z.FILTER_SZIP,
+    h5py.h5z.FILTER_NBIT,
+    h5py.h5z.FILTER_SCALEOFFSET,
+    h5py.h5z.FILTER_LZF,
+}
+
+
+def open_checked_hdf5(
+    path: str | os.PathLike, shapes: dict[str, tuple[int, ...]], kind: str, source: str, other_datasets: bool
 ) -> h5py.File:
-    """Open an HDF5 file and check that each dataset in `shapes` is there, float, with that shape; errors name the
-    file, the dataset and `source` (where the shapes come from). The caller closes the returned file."""
+    """Open an HDF5 file under the reading policy for untrusted files, and check each dataset of `shapes` against
+    it. The caller closes the returned file. Refused, with a `ConversionError` naming the file, the dataset and
+    `source` (where the shapes come from):
+
+    - a file that would supply bytes other than its own: any link other than a hard link anywhere in it (external
+      links into other files, soft links), a dataset of `shapes` with external raw storage (its bytes in another
+      file) or that is virtual (mapped onto datasets of other files), or one that needs a filter plugin;
+    - a dataset of `shapes` that is missing, of another shape, or not floats;
+    - unless `other_datasets`, any dataset that `shapes` does not name.
+
+    Only metadata is read here; the values are checked (finite) as they are read, by `_read_dataset`.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"the {kind} {path} does not exist")
+    require_file(path, kind)
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
         raise ConversionError(f"{path} is not a readable HDF5 file ({error})") from error
     try:
+        datasets = _hard_linked_datasets(handle, path)
         for name, shape in shapes.items():
-            try:
-                dataset = handle.get(name)
-            except (OSError, KeyError, RuntimeError) as error:
-                raise ConversionError(f"{path}: dataset {name!r} cannot be read ({error})") from error
-            if not isinstance(dataset, h5py.Dataset):
+            if name not in datasets:
                 raise ConversionError(f"{path} has no dataset {name!r} (expected shape {shape}, from {source})")
+            dataset = datasets[name]
+            _check_own_storage(dataset, name, path)
             if dataset.shape != shape:
                 raise ConversionError(
                     f"{path}: dataset {name!r} has shape {dataset.shape}, expected {shape} (from {source})"
                 )
             if dataset.dtype.kind != "f":
                 raise ConversionError(f"{path}: dataset {name!r} has dtype {dataset.dtype}, expected floats")
+        unexpected = sorted(set(datasets) - set(shapes))
+        if unexpected and not other_datasets:
+            more = f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""
+            raise ConversionError(
+                f"{path} holds datasets that {source} do not describe: {unexpected[:5]}{more} (do the options give "
+                "fewer layers, highway layers or filters than the file holds?)"
+            )
     except BaseException:
         handle.close()
         raise
     return handle
 
 
+def _hard_linked_datasets(handle: h5py.File, path: Path) -> dict[str, h5py.Dataset]:
+    """Every dataset of the file by name, after checking that every link in it is a hard link: HDF5's own walk
+    (`visititems_links`) reports each link without following soft or external ones."""
+    links: dict[str, h5py.HardLink | h5py.SoftLink | h5py.ExternalLink] = {}
+
+    def collect(name: str, link: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink) -> None:
+        links[name] = link
+
+    try:
+        handle.visititems_links(collect)
+    except (OSError, KeyError, RuntimeError, TypeError) as error:
+        raise ConversionError(f"{path}: the file's links cannot be read ({error})") from error
+    for name, link in links.items():
+        if isinstance(link, h5py.ExternalLink):
+            raise ConversionError(
+                f"{path}: {name!r} is an external link (to {link.path!r} in the file {link.filename!r}); a weight "
+                "file may only supply its own bytes"
+            )
+        if not isinstance(link, h5py.HardLink):
+            target = f" (to {link.path!r})" if isinstance(link, h5py.SoftLink) else ""
+            raise ConversionError(
+                f"{path}: {name!r} is a {type(link).__name__}{target}, not a dataset or group of the file itself; "
+                "links are refused"
+            )
+    try:
+        return {name: handle[name] for name in links if handle.get(name, getclass=True) is h5py.Dataset}
+    except (OSError, KeyError, RuntimeError) as error:
+        raise ConversionError(f"{path}: the file's datasets cannot be read ({error})") from error
+
+
+def _check_own_storage(dataset: h5py.Dataset, name: str, path: Path) -> None:
+    """Refuse a dataset whose bytes would come from elsewhere than the file (virtual, external raw storage) or
+    through a filter plugin."""
+    try:
+        properties = dataset.id.get_create_plist()
+        virtual = properties.get_layout() == h5py.h5d.VIRTUAL
+        external = [properties.get_external(index)[0] for index in range(properties.get_external_count())]
+        filters = [properties.get_filter(index)[0] for index in range(properties.get_nfilters())]
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ConversionError(f"{path}: dataset {name!r} cannot be read ({error})") from error
+    if virtual:
+        raise ConversionError(
+            f"{path}: dataset {name!r} is a virtual dataset (its bytes would come from other files); a weight file "
+            "may only supply its own bytes"
+        )
+    if external:
+        files = [os.fsdecode(file) for file in external]
+        raise ConversionError(
+            f"{path}: dataset {name!r} keeps its bytes in external files {files}; a weight file may only supply its "
+            "own bytes"
+        )
+    plugins = [code for code in filters if code not in BUILTIN_HDF5_FILTERS]
+    if plugins:
+        raise ConversionError(
+            f"{path}: dataset {name!r} needs the HDF5 filter plugins {plugins}; only HDF5's own filters are read"
+        )
+
+
 def _read_dataset(
     source: Mapping[str, Any], name: str, path: str | os.PathLike, rows: slice | None = None
 ) -> np.ndarray:
-    """`source[name][rows]` (all of it by default) as float32, with read errors (e.g. a damaged file) reported as
-    a `ConversionError`."""
+    """`source[name][rows]` (all of it by default) as float32, with read errors (e.g. a damaged file) and values
+    that are not finite (NaN, infinities, or float64 beyond float32's range) reported as a `ConversionError`."""
     try:
-        return np.asarray(source[name][slice(None) if rows is None else rows], dtype=np.float32)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+            array = np.asarray(source[name][slice(None) if rows is None else rows], dtype=np.float32)
     except (OSError, KeyError, RuntimeError) as error:
         raise ConversionError(f"{path}: dataset {name!r} cannot be read ({error})") from error
+    # A finite sum proves every value finite (NaN and infinities propagate); only an overflowing sum needs the
+    # element-wise check. The check runs on the block being converted, so the weights are read once.
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_sum = np.isfinite(array.sum())
+    if not finite_sum and not np.isfinite(array).all():
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        where = "" if rows is None else f" rows {rows.start or 0}:{'' if rows.stop is None else rows.stop}"
+        raise ConversionError(f"{path}: dataset {name!r}{where} holds {bad} values that are NaN or infinite as float32")
+    return array
 
 
 @dataclass(frozen=True)
@@ -246,7 +377,7 @@ def load_original(options_path: str | os.PathLike, weights_path: str | os.PathLi
     config = read_original_options(options_path)
     for key, value in config_overrides.items():
         setattr(config, key, value)
-    config.validate_elmo()
+    _validated(config)
     with open_original_weights(weights_path, config) as handle:
         state = original_to_state_dict(handle, config, weights_path)
     with torch.device("meta"):
@@ -283,7 +414,10 @@ def convert_original(
     if vocabulary is not None:
         for field, value in vocabulary.config_fields().items():
             setattr(config, field, value)
-    config.validate_elmo()
+        try:
+            config.validate_elmo()
+        except ValueError as error:
+            raise ConversionError(f"{vocab}: {error}") from error
     weights_path = Path(weights_path)
     with ExitStack() as files:
         handle = files.enter_context(open_original_weights(weights_path, config))
@@ -316,8 +450,7 @@ def convert_original(
 
 def _read_softmax_vocabulary(path: str | os.PathLike) -> Vocabulary:
     """The softmax's vocabulary file, with its problems reported as a `ConversionError`."""
-    if not Path(path).is_file():
-        raise ConversionError(f"the vocabulary file {path} does not exist")
+    require_file(Path(path), "vocabulary file")
     try:
         return read_vocabulary(path)
     except LanguageModelError as error:
@@ -326,13 +459,15 @@ def _read_softmax_vocabulary(path: str | os.PathLike) -> Vocabulary:
 
 def open_softmax_weights(path: str | os.PathLike, config: ElmoConfig) -> h5py.File:
     """Open the original softmax file and check `softmax/W` (V, P) and `softmax/b` (V,) against the config (V from
-    the vocabulary, P the projection size); the caller closes the returned file."""
+    the vocabulary, P the projection size) under the same reading policy as the weights file
+    (`open_checked_hdf5`), except that other datasets are tolerated: they are never read, and the published file's
+    other content is not described anywhere. The caller closes the returned file."""
     shapes = {
         SOFTMAX_WEIGHT_DATASET: (config.lm_vocab_size, config.projection_dim),
         SOFTMAX_BIAS_DATASET: (config.lm_vocab_size,),
     }
     source = f"the vocabulary of {config.lm_vocab_size} words and projection size {config.projection_dim}"
-    return _open_checked_hdf5(path, shapes, "softmax weight file", source)
+    return open_checked_hdf5(path, shapes, "softmax weights file", source, other_datasets=True)
 
 
 def _streamed_softmax(handle: h5py.File, config: ElmoConfig, path: Path) -> list[StreamedTensor]:
@@ -347,5 +482,3 @@ def _streamed_softmax(handle: h5py.File, config: ElmoConfig, path: Path) -> list
         StreamedTensor("softmax.weight", (vocab_size, config.projection_dim), weight_blocks),
         StreamedTensor("softmax.bias", (vocab_size,), [partial(_read_dataset, handle, SOFTMAX_BIAS_DATASET, path)]),
     ]
-
-

@@ -34,6 +34,55 @@ UTF8_SPECIAL_CHAR_IDS = {
 # The published English models' character CNN: (width, number of filters) pairs, F = 2048.
 DEFAULT_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
 
+# The largest size each field may declare. `validate_elmo` checks them before anything is allocated, so that a hostile
+# or mistyped config.json, options.json or ELMoForManyLangs architecture is refused with a message instead of
+# exhausting memory. Each is far above every published model (the comments give the largest published value:
+# bilm-tf's Original, 4096 / 512, and ELMoForManyLangs' 44 languages).
+LIMITS = {
+    "char_embedding_dim": 4096,  # 16 (bilm-tf), 50 (ELMoForManyLangs)
+    "max_characters_per_token": 1000,  # 50
+    "num_characters": 2**21,  # 262 (UTF-8 bytes); 2**21 is above every Unicode code point, for any dictionary
+    "num_highway_layers": 16,  # 2
+    "projection_dim": 16384,  # 512
+    "lstm_cell_dim": 16384,  # 4096
+    "num_lstm_layers": 16,  # 2
+    "word_embedding_dim": 16384,  # 100 (ELMoForManyLangs)
+    "word_vocab_size": 10**7,  # ELMoForManyLangs' word dictionaries
+    "lm_vocab_size": 10**7,  # 793,471 (the Original's softmax vocabulary)
+    "task_encoder_hidden_size": 16384,  # 200 (the default)
+    "task_encoder_layers": 16,  # 2 (the default)
+}
+# At most this many [width, count] pairs in `char_cnn_filters` (7 published), each with at most this many filters
+# (1024 published); every width is at most `max_characters_per_token`.
+MAX_FILTER_SIZES = 64
+MAX_FILTERS_PER_WIDTH = 16384
+# At most this many weights in all (biLM, word embedding, softmax and task encoder): 8 GiB of float32. The Original
+# with its softmax has about 500 million.
+MAX_PARAMETERS = 2**31
+
+# Where each field is in a bilm-tf options.json: (section, key).
+_ORIGINAL_KEYS = {
+    "char_embedding_dim": ("char_cnn.embedding", "dim"),
+    "char_cnn_filters": ("char_cnn", "filters"),
+    "char_cnn_activation": ("char_cnn", "activation"),
+    "num_highway_layers": ("char_cnn", "n_highway"),
+    "max_characters_per_token": ("char_cnn", "max_characters_per_token"),
+    "num_characters": ("char_cnn", "n_characters"),
+    "projection_dim": ("lstm", "projection_dim"),
+    "lstm_cell_dim": ("lstm", "dim"),
+    "num_lstm_layers": ("lstm", "n_layers"),
+    "cell_clip": ("lstm", "cell_clip"),
+    "projection_clip": ("lstm", "proj_clip"),
+    "use_skip_connections": ("lstm", "use_skip_connections"),
+}
+_REQUIRED_ORIGINAL_FIELDS = (
+    "char_cnn_filters",
+    "projection_dim",
+    "lstm_cell_dim",
+    "num_lstm_layers",
+    "char_embedding_dim",
+)
+
 
 class ElmoConfig(PreTrainedConfig):
     r"""Configuration of an [`ElmoModel`]: the character CNN, the highway layers, the projection and the
@@ -202,7 +251,8 @@ class ElmoConfig(PreTrainedConfig):
         return sum(count for _, count in self.char_cnn_filters)
 
     def validate_elmo(self) -> None:
-        """Raise a `ValueError` naming the first invalid field."""
+        """Raise a `ValueError` naming the first invalid field: a wrong type or value, a size above its limit in
+        `LIMITS` (`MAX_FILTER_SIZES`, `MAX_FILTERS_PER_WIDTH`), or more weights in all than `MAX_PARAMETERS`."""
         for name in (
             "char_embedding_dim",
             "max_characters_per_token",
@@ -218,40 +268,93 @@ class ElmoConfig(PreTrainedConfig):
                 f"max_characters_per_token must be at least 3 (begin, end and one character), "
                 f"got {self.max_characters_per_token}"
             )
+        self._validate_filters()
+        if self.char_cnn_activation not in ACTIVATIONS:
+            raise ValueError(
+                f"char_cnn_activation must be one of {ACTIVATIONS}, got {_shown(self.char_cnn_activation)}"
+            )
+        for name in ("cell_clip", "projection_clip"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf
+            ):
+                raise ValueError(f"{name} must be a positive finite number or None, got {_shown(value)}")
+        if not isinstance(self.use_skip_connections, bool):
+            raise ValueError(f"use_skip_connections must be true or false, got {_shown(self.use_skip_connections)}")
+        if self.state_mode not in STATE_MODES:
+            raise ValueError(f"state_mode must be one of {STATE_MODES}, got {_shown(self.state_mode)}")
+        self._validate_special_ids()
+        self._validate_language_model()
+        self._validate_task_heads()
+        parameters = self._declared_parameters()
+        if parameters > MAX_PARAMETERS:
+            raise ValueError(
+                f"the sizes declare {parameters:,} weights, more than the limit of {MAX_PARAMETERS:,} (MAX_PARAMETERS)"
+            )
+
+    def _validate_filters(self) -> None:
+        """Check `char_cnn_filters`: a non-empty list of at most `MAX_FILTER_SIZES` [width, count] pairs, each
+        width at most `max_characters_per_token` and each count at most `MAX_FILTERS_PER_WIDTH`."""
         filters = self.char_cnn_filters
-        if not filters or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
-            for pair in filters
+        if (
+            not isinstance(filters, (list, tuple))
+            or not filters
+            or not all(
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
+                for pair in filters
+            )
         ):
             raise ValueError(
-                f"char_cnn_filters must be a non-empty list of [width, count] pairs of positive ints, got {filters!r}"
+                "char_cnn_filters must be a non-empty list of [width, count] pairs of positive ints, "
+                f"got {_shown(filters)}"
+            )
+        if len(filters) > MAX_FILTER_SIZES:
+            raise ValueError(
+                f"char_cnn_filters has {len(filters)} [width, count] pairs, more than the limit of {MAX_FILTER_SIZES}"
             )
         too_wide = [width for width, _ in filters if width > self.max_characters_per_token]
         if too_wide:
             raise ValueError(
-                f"char_cnn_filters has widths {too_wide} wider than max_characters_per_token "
+                f"char_cnn_filters has widths {_shown(too_wide)} wider than max_characters_per_token "
                 f"= {self.max_characters_per_token}"
             )
-        if self.char_cnn_activation not in ACTIVATIONS:
-            raise ValueError(f"char_cnn_activation must be one of {ACTIVATIONS}, got {self.char_cnn_activation!r}")
-        for name in ("cell_clip", "projection_clip"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-        if not isinstance(self.use_skip_connections, bool):
-            raise ValueError(f"use_skip_connections must be true or false, got {self.use_skip_connections!r}")
-        if self.state_mode not in STATE_MODES:
-            raise ValueError(f"state_mode must be one of {STATE_MODES}, got {self.state_mode!r}")
-        self._validate_special_ids()
-        self._validate_language_model()
-        self._validate_task_heads()
+        too_many = [count for _, count in filters if count > MAX_FILTERS_PER_WIDTH]
+        if too_many:
+            raise ValueError(
+                f"char_cnn_filters has counts {_shown(too_many)}, more than the limit of {MAX_FILTERS_PER_WIDTH} "
+                "filters of one width"
+            )
+
+    def _declared_parameters(self) -> int:
+        """How many weights the sizes declare: the biLM, the word embedding, the softmax and the task encoder
+        (computed from the checked sizes, nothing allocated)."""
+        embedding_dim, width = self.char_embedding_dim, self.num_filters
+        projection_dim, cell_dim = self.projection_dim, self.lstm_cell_dim
+        token_embedder = (
+            self.num_characters * embedding_dim
+            + sum(count * (embedding_dim * kernel + 1) for kernel, count in self.char_cnn_filters)
+            + self.num_highway_layers * 2 * (width * width + width)
+            + self.word_vocab_size * self.word_embedding_dim
+            + projection_dim * (self.word_embedding_dim + width + 1)
+        )
+        lstm_layer = 2 * (2 * projection_dim * 4 * cell_dim + 4 * cell_dim + cell_dim * projection_dim)
+        primed_states = 2 * (cell_dim + projection_dim)
+        softmax = self.lm_vocab_size * (projection_dim + 1)
+        task_encoder = 0
+        if self.task_encoder == "lstm":
+            hidden = self.task_encoder_hidden_size
+            task_encoder = 2 * 4 * hidden * (2 * projection_dim + hidden + 2)
+            task_encoder += (self.task_encoder_layers - 1) * 2 * 4 * hidden * (3 * hidden + 2)
+        return token_embedder + self.num_lstm_layers * (lstm_layer + primed_states) + softmax + task_encoder
 
     def _validate_special_ids(self) -> None:
         """Check the character scheme's special character ids and the optional word embedding's fields."""
         if self.character_scheme not in CHARACTER_SCHEMES:
-            raise ValueError(f"character_scheme must be one of {CHARACTER_SCHEMES}, got {self.character_scheme!r}")
+            raise ValueError(
+                f"character_scheme must be one of {CHARACTER_SCHEMES}, got {_shown(self.character_scheme)}"
+            )
         for name, utf8_value in UTF8_SPECIAL_CHAR_IDS.items():
             value = getattr(self, name)
             _require_int(name, value, minimum=1)
@@ -267,7 +370,7 @@ class ElmoConfig(PreTrainedConfig):
                 raise ValueError(f"word_vocab_size needs word_embedding_dim > 0, got {self.word_vocab_size}")
             for name in word_id_names:
                 if getattr(self, name) is not None:
-                    raise ValueError(f"{name} needs word_embedding_dim > 0, got {getattr(self, name)}")
+                    raise ValueError(f"{name} needs word_embedding_dim > 0, got {_shown(getattr(self, name))}")
             return
         for name in word_id_names:
             value = getattr(self, name)
@@ -284,7 +387,7 @@ class ElmoConfig(PreTrainedConfig):
         if not self.lm_vocab_size:
             for name in names:
                 if getattr(self, name) is not None:
-                    raise ValueError(f"{name} needs lm_vocab_size > 0, got {getattr(self, name)}")
+                    raise ValueError(f"{name} needs lm_vocab_size > 0, got {_shown(getattr(self, name))}")
             return
         for name in names:
             value = getattr(self, name)
@@ -301,23 +404,26 @@ class ElmoConfig(PreTrainedConfig):
         """Check the fields of the task heads (scalar mix, task encoder, classifier)."""
         for name in ("freeze_elmo", "scalar_mix_layer_norm"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be true or false, got {_shown(getattr(self, name))}")
         strength = self.scalar_mix_regularization
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength < math.inf:
-            raise ValueError(f"scalar_mix_regularization must be a finite number >= 0, got {strength!r}")
+            raise ValueError(f"scalar_mix_regularization must be a finite number >= 0, got {_shown(strength)}")
         for name in ("scalar_mix_dropout", "task_encoder_dropout", "classifier_dropout"):
             _require_probability(name, getattr(self, name))
         if self.task_encoder not in TASK_ENCODERS:
-            raise ValueError(f"task_encoder must be one of {TASK_ENCODERS}, got {self.task_encoder!r}")
+            raise ValueError(f"task_encoder must be one of {TASK_ENCODERS}, got {_shown(self.task_encoder)}")
         _require_int("task_encoder_hidden_size", self.task_encoder_hidden_size, minimum=1)
         _require_int("task_encoder_layers", self.task_encoder_layers, minimum=1)
         if self.sequence_pooling not in SEQUENCE_POOLINGS:
-            raise ValueError(f"sequence_pooling must be one of {SEQUENCE_POOLINGS}, got {self.sequence_pooling!r}")
+            raise ValueError(
+                f"sequence_pooling must be one of {SEQUENCE_POOLINGS}, got {_shown(self.sequence_pooling)}"
+            )
 
     @classmethod
     def from_original_options(cls, options: dict[str, Any], **kwargs: Any) -> ElmoConfig:
         """Build a config from a bilm-tf `options.json` dict. Training-only keys are kept, so
-        `to_original_options()` gives the same dict back."""
+        `to_original_options()` gives the same dict back. A `ValueError` names the options key (e.g. `lstm.dim`)
+        and the config field it sets."""
         if not isinstance(options, dict):
             raise ValueError(f"options must be a JSON object, got {type(options).__name__}")
         for section in ("lstm", "char_cnn"):
@@ -325,39 +431,37 @@ class ElmoConfig(PreTrainedConfig):
                 raise ValueError(f"options is missing the {section!r} section")
         lstm = dict(options["lstm"])
         char_cnn = dict(options["char_cnn"])
-        embedding = dict(char_cnn.pop("embedding", {}) or {})
-        known = {
-            "char_embedding_dim": (embedding, "dim"),
-            "char_cnn_filters": (char_cnn, "filters"),
-            "char_cnn_activation": (char_cnn, "activation"),
-            "num_highway_layers": (char_cnn, "n_highway"),
-            "max_characters_per_token": (char_cnn, "max_characters_per_token"),
-            "num_characters": (char_cnn, "n_characters"),
-            "projection_dim": (lstm, "projection_dim"),
-            "lstm_cell_dim": (lstm, "dim"),
-            "num_lstm_layers": (lstm, "n_layers"),
-            "cell_clip": (lstm, "cell_clip"),
-            "projection_clip": (lstm, "proj_clip"),
-            "use_skip_connections": (lstm, "use_skip_connections"),
-        }
-        required = {"char_cnn_filters", "projection_dim", "lstm_cell_dim", "num_lstm_layers", "char_embedding_dim"}
+        embedding = char_cnn.pop("embedding", None)
+        if embedding is None:
+            embedding = {}
+        if not isinstance(embedding, dict):
+            raise ValueError(f'char_cnn.embedding must be a JSON object like {{"dim": 16}}, got {_shown(embedding)}')
+        embedding = dict(embedding)
+        sections = {"lstm": lstm, "char_cnn": char_cnn, "char_cnn.embedding": embedding}
         values: dict[str, Any] = {}
-        for field, (section, key) in known.items():
-            if key in section:
-                values[field] = section.pop(key)
-            elif field in required:
-                raise ValueError(f"options is missing {_original_path(field)}")
+        for field, (section, key) in _ORIGINAL_KEYS.items():
+            if key in sections[section]:
+                values[field] = sections[section].pop(key)
+            elif field in _REQUIRED_ORIGINAL_FIELDS:
+                raise ValueError(f"options is missing {section}.{key}")
         values.setdefault("cell_clip", None)
         values.setdefault("projection_clip", None)
         values.setdefault("use_skip_connections", False)
         values.setdefault("num_highway_layers", 0)
         # The original training options say 261 characters; inference adds the zero padding row.
-        if values.get("num_characters") == 261:
+        if type(values.get("num_characters")) is int and values["num_characters"] == 261:
             values["num_characters"] = 262
         extra = {k: v for k, v in options.items() if k not in ("lstm", "char_cnn")}
         original_extra = {"lstm": lstm, "char_cnn": char_cnn, "char_embedding": embedding, "top": extra}
         original_extra["n_characters_in_options"] = options["char_cnn"].get("n_characters")
-        return cls(**values, original_options_extra=original_extra, **kwargs)
+        try:
+            return cls(**values, original_options_extra=original_extra, **kwargs)
+        except ValueError as error:
+            field = str(error).split(" ", 1)[0]
+            if field in _ORIGINAL_KEYS:
+                section, key = _ORIGINAL_KEYS[field]
+                raise ValueError(f"{section}.{key}: {error}") from error
+            raise
 
     def to_original_options(self) -> dict[str, Any]:
         """The bilm-tf `options.json` dict for this config (the inverse of `from_original_options`)."""
@@ -390,24 +494,22 @@ class ElmoConfig(PreTrainedConfig):
 
 
 def _require_int(name: str, value: Any, minimum: int) -> None:
+    """Check that field `name` is an integer >= `minimum` and at most its limit in `LIMITS` (if it has one)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
+    if name in LIMITS and value > LIMITS[name]:
+        raise ValueError(f"{name} is {value}, more than the limit of {LIMITS[name]}")
 
 
 def _require_probability(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        raise ValueError(f"{name} must be a number in [0, 1), got {_shown(value)}")
 
 
-def _original_path(field: str) -> str:
-    paths = {
-        "char_embedding_dim": "char_cnn.embedding.dim",
-        "char_cnn_filters": "char_cnn.filters",
-        "projection_dim": "lstm.projection_dim",
-        "lstm_cell_dim": "lstm.dim",
-        "num_lstm_layers": "lstm.n_layers",
-    }
-    return paths[field]
+def _shown(value: Any, width: int = 80) -> str:
+    """`repr(value)`, shortened to about `width` characters (a field may hold any JSON value, however large)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 5]}...{text[-2:]}"
 
 
 # transformers loads a model's config before it picks the pipeline class of a task, so importing the config (from this

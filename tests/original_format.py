@@ -1,4 +1,5 @@
-"""Write a small random ELMo in the original bilm-tf format (`options.json` + `weights.hdf5`).
+"""Write a small random ELMo in the original bilm-tf format (`options.json` + `weights.hdf5`), or in the
+ELMoForManyLangs format (`write_random_elmoformanylangs`, for tests that need no oracle).
 
 Test helper only (no tests here): conversion, oracle and export round-trip tests build their models with
 `write_random_original`. The weight file has exactly the datasets of the bilm-tf `dump_weights` layout
@@ -167,3 +168,78 @@ def write_random_original(
         max_characters_per_token=max_characters_per_token,
     )
     return write_original(directory, options, random_original_weights(options, weight_scale=weight_scale, seed=seed))
+
+
+def elmoformanylangs_architecture(
+    *,
+    char_dim: int = 5,
+    word_dim: int = 0,
+    filters: list[list[int]] | None = None,
+    n_highway: int = 1,
+    projection_dim: int = 8,
+    dim: int = 12,
+    n_layers: int = 2,
+    max_characters_per_token: int = 10,
+) -> dict:
+    """An ELMoForManyLangs architecture JSON dict (the file `config.json`'s `config_path` names)."""
+    return {
+        "token_embedder": {
+            "name": "cnn",
+            "activation": "relu",
+            "filters": [list(pair) for pair in (filters or [[1, 4], [2, 6]])],
+            "n_highway": n_highway,
+            "word_dim": word_dim,
+            "char_dim": char_dim,
+            "max_characters_per_token": max_characters_per_token,
+        },
+        "encoder": {"name": "elmo", "projection_dim": projection_dim, "dim": dim, "n_layers": n_layers,
+                    "cell_clip": 3, "proj_clip": 3},
+    }  # fmt: skip
+
+
+def write_random_elmoformanylangs(directory: str | Path, architecture: dict | None = None, seed: int = 0) -> Path:
+    """Write a random ELMoForManyLangs model folder in its own format (`config.json`, `arch.json`, `char.dic`,
+    `word.dic` with a word embedding, `token_embedder.pkl`, `encoder.pkl`) without the `elmoformanylangs` package:
+    the state dicts have exactly the tensors and shapes its `Model` saves. Returns the folder."""
+    import torch
+
+    architecture = architecture or elmoformanylangs_architecture()
+    embedder, encoder = architecture["token_embedder"], architecture["encoder"]
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * 0.3
+
+    directory = Path(directory)
+    directory.mkdir(parents=True)
+    characters = [*"abcde", "<bow>", "<eow>", "<oov>", "<pad>", "<bos>", "<eos>"]
+    (directory / "char.dic").write_text("".join(f"{char}\t{index}\n" for index, char in enumerate(characters)))
+    char_dim, word_dim = embedder["char_dim"], embedder["word_dim"]
+    width = sum(count for _, count in embedder["filters"])
+    token_embedder = {"char_emb_layer.embedding.weight": normal(len(characters), char_dim)}
+    if word_dim:
+        words = ["<oov>", "<bos>", "<eos>", "<pad>", "the", "cat"]
+        (directory / "word.dic").write_text("".join(f"{word}\t{index}\n" for index, word in enumerate(words)))
+        token_embedder["word_emb_layer.embedding.weight"] = normal(len(words), word_dim)
+    for index, (kernel, count) in enumerate(embedder["filters"]):
+        token_embedder[f"convolutions.{index}.weight"] = normal(count, char_dim, kernel)
+        token_embedder[f"convolutions.{index}.bias"] = normal(count)
+    for layer in range(embedder["n_highway"]):
+        token_embedder[f"highways._layers.{layer}.weight"] = normal(2 * width, width)
+        token_embedder[f"highways._layers.{layer}.bias"] = normal(2 * width)
+    projection_dim, dim = encoder["projection_dim"], encoder["dim"]
+    token_embedder["projection.weight"] = normal(projection_dim, word_dim + width)
+    token_embedder["projection.bias"] = normal(projection_dim)
+    lstm = {}
+    for layer in range(encoder["n_layers"]):
+        for direction in ("forward", "backward"):
+            prefix = f"{direction}_layer_{layer}"
+            lstm[f"{prefix}.input_linearity.weight"] = normal(4 * dim, projection_dim)
+            lstm[f"{prefix}.state_linearity.weight"] = normal(4 * dim, projection_dim)
+            lstm[f"{prefix}.state_linearity.bias"] = normal(4 * dim)
+            lstm[f"{prefix}.state_projection.weight"] = normal(projection_dim, dim)
+    torch.save(token_embedder, directory / "token_embedder.pkl")
+    torch.save(lstm, directory / "encoder.pkl")
+    (directory / "arch.json").write_text(json.dumps(architecture))
+    (directory / "config.json").write_text(json.dumps({"config_path": "arch.json"}))
+    return directory
