@@ -43,7 +43,7 @@ from urllib.parse import unquote, urljoin
 
 from tqdm.auto import tqdm
 
-from modeling_elmo.conversion.folder import ConversionError
+from modeling_elmo.conversion.folder import ConversionError, require_file
 from modeling_elmo.conversion.model_card import Provenance, SourceFile, file_sha256, redact_url
 from modeling_elmo.conversion.presets import ALLENNLP_BASE_URL, PUBLISHED_MODELS, PublishedModel
 
@@ -545,8 +545,7 @@ def _local_copy(
         expected_sha256 = expected_sha256 or known_sha256
     if not is_url(location):
         path = Path(location)
-        if not path.is_file():
-            raise ConversionError(f"the {role} file {path} does not exist")
+        require_file(path, f"{role} file")
         if expected_sha256:
             _verify_local_checksum(path, expected_sha256)
         return path

@@ -116,6 +116,15 @@ def transformers_progress_bars_off() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
+def require_file(path: Path, kind: str) -> None:
+    """Raise a `ConversionError` unless `path` is a file (`kind` names it: "a folder, not a file" and "does not
+    exist" are told apart)."""
+    if path.is_dir():
+        raise ConversionError(f"the {kind} {path} is a folder, not a file")
+    if not path.is_file():
+        raise ConversionError(f"the {kind} {path} does not exist")
+
+
 def current_umask() -> int:
     """The process's file-mode creation mask (read by setting it and putting it back)."""
     mask = os.umask(0o077)
@@ -175,6 +184,8 @@ def read_model_folder(directory: str | os.PathLike) -> ModelFolder:
     and a float dtype; raise a `ConversionError` naming the file and the field or tensors otherwise. Only the
     header is read (through the safetensors library, which also refuses overlapping or out-of-file offsets)."""
     directory = Path(directory)
+    if directory.is_file():
+        raise ConversionError(f"the model folder {directory} is a file, not a folder")
     if not directory.is_dir():
         raise ConversionError(f"the model folder {directory} does not exist")
     config_path = directory / "config.json"

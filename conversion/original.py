@@ -52,6 +52,7 @@ from modeling_elmo.conversion.folder import (
     ConversionError,
     check_output_dir,
     folder_state_dict,
+    require_file,
     save_with_remote_code,
     staged_directory,
     transformers_progress_bars_off,
@@ -91,15 +92,6 @@ def read_original_options(path: str | os.PathLike) -> ElmoConfig:
         return ElmoConfig.from_original_options(options)
     except ValueError as error:
         raise ConversionError(f"{path}: {error}") from error
-
-
-def require_file(path: Path, kind: str) -> None:
-    """Raise a `ConversionError` unless `path` is a file (`kind` names it: "a folder, not a file" and "does not
-    exist" are told apart)."""
-    if path.is_dir():
-        raise ConversionError(f"the {kind} {path} is a folder, not a file")
-    if not path.is_file():
-        raise ConversionError(f"the {kind} {path} does not exist")
 
 
 def _lstm_prefix(direction: int, layer: int) -> str:

@@ -261,10 +261,12 @@ def test_extra_datasets_are_refused(original, capsys, extra):
     assert f"'{extra}'" in err and "do not describe" in err
 
 
-def test_a_folder_as_weights_is_named_as_a_folder(original, tmp_path):
+def test_a_folder_as_weights_is_named_as_a_folder(original, tmp_path, capsys):
     options, _ = original
     folder = tmp_path / "weights.hdf5"
     folder.mkdir()
+    err = convert_expecting_error(capsys, options, folder)
+    assert f"the weights file {folder} is a folder, not a file" in err
     with pytest.raises(ConversionError, match=r"the weights file .*weights\.hdf5 is a folder, not a file"):
         convert_original(options, folder, tmp_path / "out")
     with pytest.raises(ConversionError, match=r"the options file .*weights\.hdf5 is a folder, not a file"):
