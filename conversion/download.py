@@ -1,10 +1,10 @@
 """Fetch the original files of an ELMo (a published preset, or any URL) for `elmo convert`.
 
-Downloads use the standard library (`urllib`) and go to a cache folder (`--download-dir`, default
-`$XDG_CACHE_HOME/modeling_elmo` or `~/.cache/modeling_elmo`), in a subfolder keyed by the URL actually fetched: the
-preset's directory name for the official AllenNLP URL, else a hash of the whole URL (so a file fetched from a
-`--mirror` or any other URL is never taken for the official one). The file name is the URL's last path segment made
-safe (`download_file_name`).
+Downloads use the standard library (`urllib`) and go to a cache folder (`--download-dir`, default the `weights`
+folder of the per-user cache, `~/.cache/modeling-elmo/weights`, see `conversion.folder.cache_dir`), in a subfolder
+keyed by the URL actually fetched: the preset's directory name for the official AllenNLP URL, else a hash of the
+whole URL (so a file fetched from a `--mirror` or any other URL is never taken for the official one). The file name
+is the URL's last path segment made safe (`download_file_name`).
 
 A file is first written as `NAME.part`, beside `NAME.part.json` which keeps the validator (strong `ETag`, else
 `Last-Modified`) and size of the server's first answer. It is renamed to `NAME` only when complete: its size equals
@@ -43,7 +43,7 @@ from urllib.parse import unquote, urljoin
 
 from tqdm.auto import tqdm
 
-from modeling_elmo.conversion.folder import ConversionError, require_file
+from modeling_elmo.conversion.folder import ConversionError, cache_dir, require_file
 from modeling_elmo.conversion.model_card import Provenance, SourceFile, file_sha256, redact_url
 from modeling_elmo.conversion.presets import ALLENNLP_BASE_URL, PUBLISHED_MODELS, PublishedModel
 
@@ -78,9 +78,8 @@ def is_url(location: str) -> bool:
 
 
 def default_download_dir() -> Path:
-    """`$XDG_CACHE_HOME/modeling_elmo`, else `~/.cache/modeling_elmo`."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "modeling_elmo"
+    """The `weights` folder of the per-user cache (`conversion.folder.cache_dir`)."""
+    return cache_dir() / "weights"
 
 
 def offline_mode() -> bool:

