@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -100,7 +101,7 @@ def _push(args: argparse.Namespace) -> None:
 
 
 def _load_embedder(args: argparse.Namespace):
-    from modeling_elmo.embed import EmbedError
+    from modeling_elmo.embed import EmbedError, loading_model
     from modeling_elmo.embedder import ElmoEmbedder, resolve_device
 
     if args.batch_size < 1:
@@ -109,10 +110,8 @@ def _load_embedder(args: argparse.Namespace):
         device = None if args.device is None else resolve_device(args.device)
     except ValueError as error:
         raise EmbedError(str(error)) from None
-    try:
+    with loading_model(args.model, EmbedError, args.revision):
         return ElmoEmbedder(args.model, device=device, batch_size=args.batch_size, revision=args.revision)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise EmbedError(f"cannot load the model {args.model!r}: {error}") from error
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -143,9 +142,12 @@ def _embed(args: argparse.Namespace) -> None:
 
 
 def _neighbors(args: argparse.Namespace) -> None:
-    from modeling_elmo.embed import check_input
+    from modeling_elmo.embed import EmbedError, check_input
     from modeling_elmo.neighbors import format_neighbors, neighbors_from_file, neighbors_to_json
 
+    for option, text in (("--query", args.query), ("--word", args.word)):
+        if text is not None and any("\ud800" <= character <= "\udfff" for character in text):  # undecodable bytes
+            raise EmbedError(f"{option} is not valid UTF-8: {text!r}")
     check_input(args.corpus)
     result = neighbors_from_file(
         _load_embedder(args), args.corpus, args.query, args.word, args.index, args.k, args.tokenized
@@ -167,9 +169,12 @@ def _corpus_spec(args: argparse.Namespace) -> CorpusSpec:
 
 
 def _build_vocab(args: argparse.Namespace) -> None:
-    from modeling_elmo.vocabulary import UNKNOWN, build_vocabulary, write_vocabulary
+    from modeling_elmo.vocabulary import UNKNOWN, LanguageModelError, build_vocabulary, write_vocabulary
 
-    counts = _corpus_spec(args).open().count()
+    source = _corpus_spec(args).open()
+    counts = source.count()
+    if not counts.sentences:
+        raise LanguageModelError(f"the corpus ({', '.join(source.describe())}) holds no sentences")
     vocabulary = build_vocabulary(counts, min_count=args.min_count, max_size=args.max_size)
     write_vocabulary(vocabulary, args.output)
     words = sum(counts.words.values())
@@ -209,20 +214,24 @@ def _train(args: argparse.Namespace) -> None:
 def _perplexity(args: argparse.Namespace) -> None:
     import json
 
+    from modeling_elmo.embed import loading_model
+    from modeling_elmo.embedder import resolve_device
     from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM
     from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigram_perplexity
     from modeling_elmo.tokenization_elmo import ElmoTokenizer
     from modeling_elmo.vocabulary import LanguageModelError, read_lines, read_vocabulary
 
+    try:
+        device = resolve_device(args.device or "cpu")
+    except ValueError as error:
+        raise LanguageModelError(str(error)) from None
     baseline = read_vocabulary(args.unigram) if args.unigram else None
     total = sum(1 for _ in read_lines(args.input))  # also checks the file before the model is loaded
     overrides = {"state_mode": args.state_mode} if args.state_mode else {}
-    try:
+    with loading_model(args.model, LanguageModelError, args.revision):
         model = ElmoForBidirectionalLM.from_pretrained(args.model, revision=args.revision, **overrides)
         tokenizer = ElmoTokenizer.from_pretrained(args.model, revision=args.revision)
-    except (OSError, ValueError) as error:
-        raise LanguageModelError(f"cannot load the language model {args.model!r}: {error}") from error
-    model.to(args.device or "cpu")
+    model.to(device)
     split = str.split if args.tokenized else tokenizer.tokenize
     result = evaluate_perplexity(
         model,
@@ -568,14 +577,21 @@ def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `elmo` command; returns the exit status (2 for bad input, with a message on stderr)."""
+    """Run the `elmo` command; returns the exit status (2 for bad input or a full disk, with a one-line message on
+    stderr)."""
     from modeling_elmo.configuration_elmo import ElmoError
 
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
     except ElmoError as error:
-        print(f"elmo {args.command}: error: {error}", file=sys.stderr)
+        _print_error(args.command, str(error))
+        return 2
+    except OSError as error:
+        message = _environment_error_message(error)
+        if message is None:
+            raise
+        _print_error(args.command, message)
         return 2
     except KeyboardInterrupt:
         if args.command == "embed":
@@ -586,6 +602,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return 130
     return 0
+
+
+def _environment_error_message(error: OSError) -> str | None:
+    """The message for a file system that refused a command: full (no space, over the quota or the largest file
+    size), read-only, or without permission; None for any other `OSError`."""
+    from modeling_elmo.embed import DISK_FULL_ERRNOS, disk_full_message
+
+    if error.errno in DISK_FULL_ERRNOS:
+        return disk_full_message(error)
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and error.filename:
+        reason = error.strerror or os.strerror(error.errno)
+        return f"{reason[:1].lower()}{reason[1:]}: {error.filename}"
+    return None
+
+
+def _print_error(command: str, message: str) -> None:
+    """`elmo COMMAND: error: MESSAGE` on stderr, on one line (line breaks in the message become spaces)."""
+    print(f"elmo {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
 
 
 def run() -> None:

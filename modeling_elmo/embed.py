@@ -12,7 +12,8 @@ Output layout (that of the old `allennlp elmo` command, so existing readers work
 A "sentence" is the line without its line break and surrounding whitespace. Input: a UTF-8 text file with one
 sentence per line (`--tokenized`: words already separated by whitespace), or JSON Lines (`.jsonl`: each line a
 string, a list of words, or an object with `"text"` or `"tokens"`); `-` reads standard input. Invalid UTF-8 is
-an error naming the line and byte (or, with `encoding_errors="replace"`, becomes U+FFFD). With
+an error naming the line and byte (or, with `encoding_errors="replace"`, becomes U+FFFD); so is a JSON string that
+escapes half of a surrogate pair (`"\\ud800"`), which is no Unicode text. With
 `use_sentence_keys`, a sentence that cannot name a dataset (empty, `.`, containing `/` or NUL, or
 `sentence_to_index`) is an error naming its line, and repeated sentences are stored once (first occurrence).
 
@@ -37,6 +38,8 @@ Resumability: all work happens in a folder next to the output, `OUTPUT.parts/`:
    removed. An interruption during assembly only means assembling again.
 
 A second `elmo embed` on the same output is refused while one runs (an advisory lock on `.OUTPUT.lock`).
+A full disk stops the job with an error naming the file; the partly written file is removed and the finished windows
+are kept, so that the same command continues once there is space.
 So the output file either does not exist (or is the previous file, with `overwrite`) or is complete: there are
 no partial datasets, and batches are the same in every run (windows are fixed by line number), so a resumed run
 gives exactly the datasets of an uninterrupted one.
@@ -44,20 +47,27 @@ gives exactly the datasets of an uninterrupted one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import pickle
+import re
 import shutil
 import sys
 import time
+import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import h5py
 import torch
+from safetensors import SafetensorError, safe_open
 
 from .configuration_elmo import ElmoError
 from .pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
@@ -71,6 +81,9 @@ OUTPUT_DTYPES = ("float32", "float16")
 ENCODING_ERRORS = ("strict", "replace")
 INDEX_DATASET = "sentence_to_index"
 STDIN = "-"
+DISK_FULL_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)
+)  # a write failed for want of space: no space left, over the quota, or over the largest file size
 
 
 class EmbedError(ElmoError):
@@ -158,12 +171,16 @@ def _decode(raw: bytes, name: str, number: int, errors: str) -> str:
     return text[1:] if number == 1 and text.startswith("\ufeff") else text
 
 
-def _jsonl_sentence(text: str, name: str, number: int) -> tuple[str, list[str] | None]:
-    """The sentence text and words (or None) of one JSON Lines line."""
+def _jsonl_sentence(text: str, name: str, number: int, errors: str = "strict") -> tuple[str, list[str] | None]:
+    """The sentence text and words (or None) of one JSON Lines line. A string holding a lone surrogate (JSON
+    can escape one, `"\\ud800"`, but it is no character and no UTF-8 encodes it) is an error, or with
+    `errors="replace"` U+FFFD."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise EmbedError(f"{name}:{number}: not valid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise EmbedError(f"{name}:{number}: the JSON value is nested too deeply") from None
     field = "the line"
     if isinstance(value, dict):
         if "tokens" in value:
@@ -173,14 +190,29 @@ def _jsonl_sentence(text: str, name: str, number: int) -> tuple[str, list[str] |
         else:
             raise EmbedError(f"{name}:{number}: a JSON object needs a 'text' or a 'tokens' field")
     if isinstance(value, str):
-        return value.strip(), None
+        return _without_surrogates(value, name, number, field, errors).strip(), None
     if isinstance(value, list) and all(isinstance(word, str) for word in value):
+        value = [_without_surrogates(word, name, number, field, errors) for word in value]
         if any(not word or word.isspace() for word in value):
             raise EmbedError(f"{name}:{number}: {field} has an empty or whitespace-only word")
-        return " ".join(value), list(value)
+        return " ".join(value), value
     raise EmbedError(
         f"{name}:{number}: {field} must be a string or a list of strings, got {type(value).__name__} ({value!r:.60})"
     )
+
+
+def _without_surrogates(text: str, name: str, number: int, field: str, errors: str) -> str:
+    """`text` if it is valid Unicode; a lone surrogate is an error naming the line (U+FFFD with `errors="replace"`)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        if errors == "replace":
+            return "".join("\ufffd" if "\ud800" <= character <= "\udfff" else character for character in text)
+        raise EmbedError(
+            f"{name}:{number}: {field} holds a lone surrogate escape (\\u{ord(text[error.start]):04x} at character "
+            f"{error.start + 1}), which is not a Unicode character; fix the input or pass --encoding-errors replace"
+        ) from None
+    return text
 
 
 def _check_sentence_key(sentence: str, name: str, number: int) -> None:
@@ -217,7 +249,7 @@ def read_lines(
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         text = _decode(raw, name, index + 1, encoding_errors)
         if jsonl and text.strip():
-            sentence, words = _jsonl_sentence(text, name, index + 1)
+            sentence, words = _jsonl_sentence(text, name, index + 1, encoding_errors)
         else:
             sentence, words = text.strip(), None
         if tokenized and words is None:
@@ -235,10 +267,17 @@ def resolve_input_format(input_path: str | os.PathLike, input_format: str) -> st
 
 
 def check_input(input_path: str | os.PathLike) -> str:
-    """The input's name (`-` for standard input) after checking that a file input exists."""
+    """The input's name (`-` for standard input) after checking that a file input is a file that exists."""
     name = str(input_path)
-    if name != STDIN and not Path(name).is_file():
+    if name == STDIN:
+        return name
+    path = Path(name)
+    if path.is_dir():
+        raise EmbedError(f"the input {name} is a folder, not a file")
+    if not path.exists():
         raise EmbedError(f"the input file {name} does not exist")
+    if not path.is_file():
+        raise EmbedError(f"the input {name} is not a regular file; give a file, or - to read standard input")
     return name
 
 
@@ -333,17 +372,36 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changes
 
 
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give an `OSError` raised by a write to `path` (which names no file) the file's name."""
+    try:
+        yield
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
+
+
 def _write_json_atomically(path: Path, value: Any) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
+    with _naming(temporary), temporary.open("w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
+@contextmanager
+def _new_hdf5(path: Path, **options: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file at `path`, flushed to the disk (fsync) when the block ends without error.
+
+    HDF5 writes through a Python file object, so that a failed write (a full disk) raises `OSError` with its errno
+    and the file name: HDF5's own file driver turns it into a `RuntimeError` without errno, and a process whose
+    HDF5 file could not be closed that way can crash when it exits."""
+    with _naming(path), path.open("w+b") as handle:
+        with h5py.File(handle, "w", **options) as file:
+            yield file
+        handle.flush()
         os.fsync(handle.fileno())
 
 
@@ -414,30 +472,61 @@ def embed_file(
         raise EmbedError(f"the output {output} is a folder; give a file name such as {output / 'vectors.hdf5'}")
     work = output.with_name(output.name + ".parts")
     job = _job_description(embedder, options, input_format)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise EmbedError(f"cannot write {output}: {_first_file_among_parents(output)} is not a folder") from None
     with _only_job_for(output):
         return _run_job(embedder, input_name, input_format, output, work, job, options)
 
 
+def _first_file_among_parents(path: Path) -> Path:
+    """The first of `path`'s parent folders that exists but is not a folder (its parent if none is)."""
+    parents = (parent for parent in reversed(path.parents) if parent.exists() and not parent.is_dir())
+    return next(parents, path.parent)
+
+
 @contextmanager
 def _only_job_for(output: Path) -> Iterator[None]:
-    """Refuse to start while another `elmo embed` works on the same output (a POSIX advisory lock on
-    `.OUTPUT.lock`, released by the system however the holder ends; where `fcntl` is missing, no check)."""
+    """Refuse to start while another `elmo embed` works on the same output: an exclusive POSIX advisory lock
+    (`flock`) on `.OUTPUT.lock`, released by the system however the holder ends; where `fcntl` is missing, no
+    check.
+
+    The holder removes the lock file when it is done, while it still holds the lock. A process that opened the
+    file just before that removal can get the lock on the removed file once the holder ends, while a third
+    process locks the new file at the same path; so a lock only counts once the file at the path is still the
+    locked one (same device and inode), and a process that finds it is not starts again on the new file."""
     try:
         import fcntl
     except ImportError:
         yield
         return
     lock = output.with_name(f".{output.name}.lock")
-    with lock.open("a") as handle:
+    while True:
+        handle = lock.open("a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise EmbedError(f"another elmo embed is working on {output}; wait for it to end") from None
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+        if _same_file(lock, handle):
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
+
+
+def _same_file(path: Path, handle: IO) -> bool:
+    """Whether `path` names the open file `handle`."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _run_job(
@@ -450,7 +539,47 @@ def _run_job(
     options: EmbedOptions,
 ) -> Path:
     """Start or resume the job, embed the windows not done yet, assemble the output, remove the work folder."""
-    _start_or_resume(work, output, job, options)
+    with _stopped_by_a_full_disk(work):
+        _start_or_resume(work, output, job, options)
+        lines_done, resumed, elapsed = _embed_and_assemble(embedder, input_name, input_format, output, work, options)
+    shutil.rmtree(work)
+    _note(
+        f"wrote {output}: {lines_done} lines"
+        + (f" ({resumed} of them from the interrupted run)" if resumed else "")
+        + f" in {elapsed:.1f} s"
+    )
+    return output
+
+
+@contextmanager
+def _stopped_by_a_full_disk(work: Path) -> Iterator[None]:
+    """Turn a write that failed for want of space into an `EmbedError` naming the file, after removing the
+    partly written files (the finished windows stay, for the next run to continue from)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_FULL_ERRNOS:
+            raise
+        for partial in work.glob("*.tmp"):
+            partial.unlink(missing_ok=True)
+        raise EmbedError(
+            f"{disk_full_message(error, work)}; the finished windows stay in {work}: make room and run the same "
+            "command again to continue"
+        ) from None
+
+
+def disk_full_message(error: OSError, path: str | os.PathLike | None = None) -> str:
+    """`no space left on device writing PATH` (or the quota or file size said instead) for an `OSError` whose errno
+    is in `DISK_FULL_ERRNOS`; PATH is the error's file name, else `path`."""
+    reason = error.strerror or os.strerror(error.errno)
+    where = error.filename or path
+    return reason[:1].lower() + reason[1:] + (f" writing {where}" if where is not None else "")
+
+
+def _embed_and_assemble(
+    embedder: ElmoEmbedder, input_name: str, input_format: str, output: Path, work: Path, options: EmbedOptions
+) -> tuple[int, int, float]:
+    """Embed the windows not done yet and assemble the output; returns (lines, lines found done, seconds)."""
     total = None if input_name == STDIN else _count_lines(Path(input_name))
     progress = _Progress(total, options.progress)
     started = time.perf_counter()
@@ -474,14 +603,7 @@ def _run_job(
         lines_done = _assemble(work, output, number_of_windows, options)
     finally:
         progress.close()
-    shutil.rmtree(work)
-    elapsed = time.perf_counter() - started
-    _note(
-        f"wrote {output}: {lines_done} lines"
-        + (f" ({resumed} of them from the interrupted run)" if resumed else "")
-        + f" in {elapsed:.1f} s"
-    )
-    return output
+    return lines_done, resumed, time.perf_counter() - started
 
 
 def _start_or_resume(work: Path, output: Path, job: dict[str, Any], options: EmbedOptions) -> None:
@@ -548,7 +670,7 @@ def _embed_window(
     """Write one window's datasets to `path` (via a `.tmp` file renamed when complete)."""
     word_lists = [line.words if line.words is not None else embedder.split(line.sentence) for line in window]
     temporary = path.with_name(path.name + ".tmp")
-    with h5py.File(temporary, "w") as part:
+    with _new_hdf5(temporary) as part:
         part.attrs["first_line"] = window[0].index
         part.attrs["count"] = len(window)
         part.attrs["digest"] = digest
@@ -559,7 +681,6 @@ def _embed_window(
         for position, array in results:
             part.create_dataset(str(window[position].index), data=array.astype(options.dtype, copy=False))
             progress.done(len(word_lists[position]))
-    _fsync(temporary)
     os.replace(temporary, path)
 
 
@@ -568,30 +689,36 @@ def _assemble(work: Path, output: Path, number_of_windows: int, options: EmbedOp
     Returns the number of lines."""
     merged = work / "merged.tmp"
     index_text = work / "sentence_to_index.json.tmp"
-    seen: set[int] = set()
-    lines = 0
-    with h5py.File(merged, "w", track_order=True) as target, index_text.open("w", encoding="utf-8") as index:
-        index.write("{")
-        for number in range(number_of_windows):
-            with h5py.File(_window_path(work, number), "r") as part:
-                sentences = json.loads(part.attrs["sentences"])
-                first = int(part.attrs["first_line"])
-                for offset, sentence in enumerate(sentences):
-                    line = first + offset
-                    name = sentence if options.use_sentence_keys else str(line)
-                    key = _sentence_key(sentence)
-                    if key not in seen:
-                        seen.add(key)
-                        index.write(("" if len(seen) == 1 else ", ") + json.dumps(sentence) + ": " + json.dumps(name))
-                    if name not in target:
-                        part.copy(part[str(line)], target, name=name)
-                lines += len(sentences)
-        index.write("}")
-    with h5py.File(merged, "r+") as target:
+    with _new_hdf5(merged, track_order=True) as target:
+        with _naming(index_text), index_text.open("w", encoding="utf-8") as index:
+            lines = _copy_windows(work, target, index, number_of_windows, options)
         dataset = target.create_dataset(INDEX_DATASET, (1,), dtype=h5py.string_dtype())
         dataset[0] = index_text.read_bytes()
-    _fsync(merged)
     os.replace(merged, output)
+    return lines
+
+
+def _copy_windows(work: Path, target: h5py.File, index: IO[str], number_of_windows: int, options: EmbedOptions) -> int:
+    """Copy every window's datasets into `target` and write the `sentence_to_index` JSON object to `index`.
+    Returns the number of lines."""
+    seen: set[int] = set()
+    lines = 0
+    index.write("{")
+    for number in range(number_of_windows):
+        with h5py.File(_window_path(work, number), "r") as part:
+            sentences = json.loads(part.attrs["sentences"])
+            first = int(part.attrs["first_line"])
+            for offset, sentence in enumerate(sentences):
+                line = first + offset
+                name = sentence if options.use_sentence_keys else str(line)
+                key = _sentence_key(sentence)
+                if key not in seen:
+                    seen.add(key)
+                    index.write(("" if len(seen) == 1 else ", ") + json.dumps(sentence) + ": " + json.dumps(name))
+                if name not in target:
+                    part.copy(part[str(line)], target, name=name)
+            lines += len(sentences)
+    index.write("}")
     return lines
 
 
@@ -624,3 +751,185 @@ def read_vocabulary(path: str | os.PathLike) -> list[str]:
         if word:
             words.append(word)
     return words
+
+
+# ----------------------------------------------------------------------------------------------- model folders
+
+MODEL_TYPE = "elmo"
+WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHTS_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+# What loading a model folder or Hub id raises for a missing, damaged or foreign file (torch.load alone raises
+# OSError, EOFError, KeyError, RuntimeError or UnpicklingError depending on how a file is damaged).
+MODEL_LOAD_ERRORS = (OSError, ValueError, RuntimeError, EOFError, KeyError, RecursionError, pickle.UnpicklingError)
+
+
+@contextmanager
+def loading_model(
+    model: str | os.PathLike, error_type: type[ElmoError] = EmbedError, revision: str | None = None
+) -> Iterator[None]:
+    """A block that loads `model` (a local folder or a Hub id) with transformers, made safe for the command line.
+
+    Before the block, a local path is checked: a file, a missing path that cannot be a Hub id, or a folder whose
+    `config.json` is missing, not JSON or not an ELMo configuration (no `model_type`, or another one) is refused.
+    What the block raises for a damaged or foreign file becomes `error_type`, naming the model and, where one can
+    be found (in the folder, or in the Hub cache for a Hub id), the damaged weights file: a pickle that
+    `torch.load(weights_only=True)` refuses (its code is never run), a truncated or foreign safetensors file. After
+    the block, the configuration of a model from the Hub is checked as a folder's is before."""
+    name = str(model)
+    path = Path(name)
+    local = path.exists() or _looks_like_a_path(name)
+    if local:
+        _check_model_folder(name, error_type)
+    try:
+        with warnings.catch_warnings():  # torch.load warns about pickles it refuses anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            yield
+    except ElmoError:
+        raise
+    except (*MODEL_LOAD_ERRORS, SafetensorError) as error:
+        json_files = sorted(path.glob("*.json")) if local else []
+        weights_files = _weights_files(path) if local else _cached_weights_files(name, revision)
+        problems = chain(map(_json_file_problem, json_files), map(weights_file_problem, weights_files))
+        problem = next(filter(None, problems), None)  # the files are checked until one is found wrong
+        raise error_type(f"cannot load the model {name}: {problem or one_line(error)}") from None
+    if not local:
+        config = _cached_file(name, "config.json", revision)
+        if config is not None:
+            _check_config_file(config, error_type)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """Whether `name` can only be a local path: absolute, relative to `.`, `..` or `~`, or with more than one
+    `/` (a Hub id is `name` or `owner/name`)."""
+    return (
+        os.path.isabs(name)
+        or name.startswith(("./", "../", "~", ".\\", "..\\"))
+        or name in (".", "..")
+        or name.count("/") > 1
+        or name.endswith(("/", "\\"))
+    )
+
+
+def _check_model_folder(name: str, error_type: type[ElmoError]) -> None:
+    """Refuse a local `--model` that is a file, does not exist, or has no valid ELMo `config.json`."""
+    path = Path(name)
+    if path.is_file():
+        raise error_type(f"the model {name} is a file; give a model folder (with config.json) or a Hub id")
+    if not path.exists():
+        raise error_type(f"the model folder {name} does not exist")
+    if not path.is_dir():
+        raise error_type(f"the model {name} is not a folder")
+    config = path / "config.json"
+    if config.is_dir():
+        raise error_type(f"{config} is a folder, not a file")
+    if not config.exists():
+        raise error_type(f"{path} has no config.json: it is not a model folder")
+    _check_config_file(config, error_type)
+
+
+def _check_config_file(config: Path, error_type: type[ElmoError]) -> None:
+    """Refuse a `config.json` that is not UTF-8 JSON holding an object with `"model_type": "elmo"`."""
+    try:
+        raw = config.read_bytes()
+    except OSError as error:
+        raise error_type(f"cannot read {config}: {error.strerror or error}") from None
+    try:
+        values = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise error_type(f"{config} is not UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise error_type(
+            f"{config} is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
+    except RecursionError:
+        raise error_type(f"{config} is not a model configuration: its JSON is nested too deeply") from None
+    if not isinstance(values, dict):
+        raise error_type(f"{config} must hold a JSON object, not {type(values).__name__}")
+    if "model_type" not in values:
+        raise error_type(f'{config} has no model_type: an ELMo configuration says "model_type": "{MODEL_TYPE}"')
+    if values["model_type"] != MODEL_TYPE:
+        raise error_type(f"{config}: model_type is {values['model_type']!r}, not {MODEL_TYPE!r}: not an ELMo model")
+
+
+def _weights_files(folder: Path) -> list[Path]:
+    """The weights files of a local folder: the single files, and the shards that index files name."""
+    files = [folder / name for name in WEIGHTS_FILES if (folder / name).is_file()]
+    for name in WEIGHTS_INDEX_FILES:
+        try:
+            weight_map = json.loads((folder / name).read_text(encoding="utf-8"))["weight_map"]
+            files += [folder / shard for shard in sorted(set(weight_map.values()))]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return files
+
+
+def _cached_file(repo_id: str, filename: str, revision: str | None) -> Path | None:
+    """A file of a Hub model as the Hub cache holds it, if it does."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+    except ValueError:  # not a valid Hub id
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def _cached_weights_files(repo_id: str, revision: str | None) -> list[Path]:
+    return [path for name in WEIGHTS_FILES if (path := _cached_file(repo_id, name, revision)) is not None]
+
+
+def weights_file_problem(path: Path) -> str | None:
+    """What is wrong with one weights file, or None: a safetensors file's header is read, a pickle is read with
+    `torch.load(weights_only=True)`, which rebuilds tensors and plain containers and refuses anything else."""
+    if not path.is_file():
+        return f"{path} is not a file"
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(path, framework="pt"):
+                return None
+        except (SafetensorError, OSError) as error:
+            return f"{path} is not a valid safetensors file ({one_line(error)})"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        return f"{path} is not a plain state dict: torch.load(weights_only=True) refused it ({_refusal(error)})"
+    except Exception as error:  # torch.load raises many kinds of errors for a damaged or foreign file
+        return f"{path} is damaged or not a PyTorch file ({type(error).__name__}: {one_line(error)})"
+    return None
+
+
+def _json_file_problem(path: Path) -> str | None:
+    """What is wrong with a JSON file of a model folder (not a file, not UTF-8, not JSON), or None."""
+    try:
+        json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        return f"cannot read {path}: {error.strerror or error}"
+    except UnicodeDecodeError as error:
+        return f"{path} is not UTF-8 (byte {error.start})"
+    except json.JSONDecodeError as error:
+        return f"{path} is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+    except RecursionError:
+        return f"{path} is nested too deeply"
+    return None
+
+
+def _refusal(error: pickle.UnpicklingError) -> str:
+    """The reason in torch's refusal message (its first sentence), without the advice around it (to load the file
+    with `weights_only=False`, to read the documentation)."""
+    for paragraph in re.split(r"\n\s*\n", str(error)):
+        if "WeightsUnpickler error:" in paragraph:
+            paragraph = paragraph.partition("WeightsUnpickler error:")[2]
+        elif paragraph.lstrip().startswith(("Weights only load failed", "Check the documentation")):
+            continue
+        reason = one_line(paragraph)
+        if reason:
+            return reason.split(". ")[0].rstrip(".")
+    return one_line(error)
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error message on one line (white space runs, line breaks included, become one space)."""
+    text = " ".join(str(error).split())
+    return text if text or isinstance(error, str) else type(error).__name__

@@ -50,7 +50,9 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,11 +60,15 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import PartialState
+from safetensors import SafetensorError, safe_open
 from torch.utils.data import DataLoader, IterableDataset
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import safe_globals
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import SAFE_WEIGHTS_NAME, cached_file
 
 from modeling_elmo.configuration_elmo import ElmoConfig
+from modeling_elmo.embed import loading_model, one_line, weights_file_problem
 from modeling_elmo.modeling_elmo import LM_IGNORE_INDEX, ElmoForBidirectionalLM, ElmoModel
 from modeling_elmo.tokenization_elmo import ElmoTokenizer, bos_char_ids, eos_char_ids, word_to_char_ids
 from modeling_elmo.training_config import TrainingSettings, load_run_config
@@ -82,6 +88,9 @@ RUN_FILE = "training_run.json"
 LOG_FILE = "training_log.jsonl"
 SUMMARY_FILE = "training_summary.json"
 STREAM_STATE_FILE = "elmo_stream_state_{rank}.pt"
+TRAINER_STATE_FILE = "trainer_state.json"
+CHECKPOINT_WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
+UNREAD_CHECKPOINT_PICKLES = ("training_args.bin",)  # saved by the Trainer, never read on resume
 
 
 class TrainingDivergedError(LanguageModelError):
@@ -100,6 +109,8 @@ class TextCorpus:
         if not self.paths:
             raise LanguageModelError("no corpus files given")
         for path in self.paths:
+            if path.is_dir():
+                raise LanguageModelError(f"the corpus file {path} is a folder, not a file")
             if not path.is_file():
                 raise LanguageModelError(f"the corpus file {path} does not exist")
         sizes = [path.stat().st_size for path in self.paths]
@@ -348,6 +359,46 @@ class LanguageModelTrainer(Trainer):
         self._log_sums = torch.zeros(4, dtype=torch.float64)
         self._last_log_time = time.perf_counter()
 
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
+        with _resuming_from(resume_from_checkpoint, "the model weights"):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """The `Trainer`'s, and a check that every per-parameter state has its parameter's shape (torch checks
+        the number of parameters only; another model's state would fail in the first step)."""
+        with _resuming_from(checkpoint, "the optimizer or scheduler state"):
+            super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        for group in self.optimizer.param_groups:
+            for parameter in group["params"]:
+                for name, value in self.optimizer.state.get(parameter, {}).items():
+                    if isinstance(value, torch.Tensor) and value.dim() and value.shape != parameter.shape:
+                        raise LanguageModelError(
+                            f"cannot resume from {checkpoint}: the optimizer state does not fit this training "
+                            f"(its {name!r} has shape {tuple(value.shape)}, its parameter {tuple(parameter.shape)})"
+                        )
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        with _resuming_from(checkpoint, "the random number generators' state"):
+            super()._load_rng_state(checkpoint)
+
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        """The `Trainer`'s, after this rank's carried LSTM state (packed streams), so that `trainer_state.json`,
+        which the `Trainer` writes last, marks a complete checkpoint. A checkpoint that cannot be written (a full
+        disk) is removed, and the training stops with an error."""
+        folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        try:
+            if self.settings.packing == "packed":
+                _save_stream_state(self.model, folder, self.state.global_step, self.args.process_index)
+            super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError, SafetensorError) as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise LanguageModelError(
+                f"cannot write the checkpoint {folder} ({one_line(error)}); it was removed: make room, then --resume "
+                "continues from the last complete checkpoint"
+            ) from None
+
     def get_train_dataloader(self) -> DataLoader:
         """The batches as the dataset yields them (already per process, already batched, in order)."""
         return DataLoader(self.train_dataset, batch_size=None, num_workers=0)
@@ -465,29 +516,38 @@ class HeapTrimCallback(TrainerCallback):
 
 
 class RunFilesCallback(TrainerCallback):
-    """Writes every rank's carried LSTM state into each checkpoint, and the main process's logs to
-    `training_log.jsonl`."""
+    """Writes the main process's logs to `training_log.jsonl`."""
 
-    def __init__(self, model: ElmoForBidirectionalLM, output_dir: Path, rank: int, packed: bool) -> None:
-        self.model, self.output_dir, self.rank, self.packed = model, output_dir, rank, packed
-
-    def on_save(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
-        if not self.packed:
-            return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        folder.mkdir(parents=True, exist_ok=True)
-        carried = self.model.elmo._carried_state
-        payload = {"global_step": state.global_step, "cell": None, "hidden": None}
-        if carried is not None:
-            payload.update(cell=carried[0].detach().cpu(), hidden=carried[1].detach().cpu())
-        target = folder / STREAM_STATE_FILE.format(rank=self.rank)
-        torch.save(payload, target.with_suffix(".tmp"))
-        os.replace(target.with_suffix(".tmp"), target)
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
 
     def on_log(self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
         if state.is_world_process_zero and logs:
-            with open(self.output_dir / LOG_FILE, "a", encoding="utf-8") as handle:
+            path = self.output_dir / LOG_FILE
+            with _naming(path), open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+def _save_stream_state(model: ElmoForBidirectionalLM, folder: Path, global_step: int, rank: int) -> None:
+    """Write this rank's carried LSTM state into the checkpoint `folder` (under a temporary name, then renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    carried = model.elmo._carried_state
+    payload = {"global_step": global_step, "cell": None, "hidden": None}
+    if carried is not None:
+        payload.update(cell=carried[0].detach().cpu(), hidden=carried[1].detach().cpu())
+    target = folder / STREAM_STATE_FILE.format(rank=rank)
+    torch.save(payload, target.with_suffix(".tmp"))
+    os.replace(target.with_suffix(".tmp"), target)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give an `OSError` raised by a write to `path` (a full disk, say: the write itself names no file) its name."""
+    try:
+        yield
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
 
 
 # ---- Running ----
@@ -556,9 +616,11 @@ def train_language_model(
     world_size, rank = arguments.world_size, arguments.process_index
     state = PartialState()
     checkpoint = _resolve_output_dir(output_dir, resume, overwrite)
+    if checkpoint is not None:
+        _check_checkpoint_files(checkpoint)
     state.wait_for_everyone()  # every process has checked the folder before the main process changes it
-    if checkpoint is None and state.is_main_process:
-        _clear_output_dir(output_dir)
+    if prime_from is not None:  # read after the training: check it before
+        _priming_sentences(prime_from, word_splitter(corpus.tokenized))
     source = corpus.open()
     counts = source.count()
     if not counts.sentences:
@@ -581,7 +643,8 @@ def train_language_model(
     run.update(world_size=world_size, max_steps=max_steps)
     if checkpoint is not None:
         _check_resumable(output_dir, run, checkpoint)
-    elif state.is_main_process:
+    elif state.is_main_process:  # only now: a bad corpus or model leaves the folder as it was
+        _clear_output_dir(output_dir)
         _write_json(output_dir / RUN_FILE, run)
     state.wait_for_everyone()
 
@@ -595,9 +658,10 @@ def train_language_model(
         train_dataset=dataset,
         settings=settings,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[RunFilesCallback(model, output_dir, rank, settings.packing == "packed"), HeapTrimCallback()],
+        callbacks=[RunFilesCallback(output_dir), HeapTrimCallback()],
     )
     if checkpoint is not None:
+        _check_checkpoint_weights(checkpoint, model)
         dataset.skip_batches = _restore_streams(model, checkpoint, rank, settings, arguments.device)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
@@ -629,10 +693,10 @@ def _resolve_output_dir(output_dir: Path, resume: bool | str, overwrite: bool) -
             if not checkpoint.is_dir():
                 raise LanguageModelError(f"the checkpoint {checkpoint} does not exist")
             return checkpoint
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        last = _last_complete_checkpoint(checkpoints)
         if last is None:
             raise LanguageModelError(f"no checkpoint to resume from in {checkpoints}")
-        return Path(last)
+        return last
     if output_dir.exists() and not output_dir.is_dir():
         raise LanguageModelError(f"{output_dir} exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
@@ -640,6 +704,21 @@ def _resolve_output_dir(output_dir: Path, resume: bool | str, overwrite: bool) -
             f"{output_dir} is not empty: pass --resume to continue its training or --overwrite to start again"
         )
     return None
+
+
+def _last_complete_checkpoint(checkpoints: Path) -> Path | None:
+    """The checkpoint of the highest step whose `trainer_state.json` (the last file written) is readable: a
+    checkpoint without one was interrupted while it was written."""
+    complete = []
+    for folder in checkpoints.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if checkpoints.is_dir() else ():
+        step = folder.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        try:
+            if step.isdigit() and folder.is_dir():
+                TrainerState.load_from_json(str(folder / TRAINER_STATE_FILE))
+                complete.append((int(step), folder))
+        except (OSError, ValueError, TypeError, RecursionError):
+            continue
+    return max(complete)[1] if complete else None
 
 
 def _clear_output_dir(output_dir: Path) -> None:
@@ -669,12 +748,11 @@ def _initial_model(
         model = ElmoForBidirectionalLM(config)
         model.vocabulary = list(vocabulary.words)
         return model, vocabulary
-    try:
+    with loading_model(init_from, LanguageModelError):
         source_config = ElmoConfig.from_pretrained(init_from)
-        source_lm = ElmoForBidirectionalLM.from_pretrained(init_from) if source_config.lm_vocab_size else None
+        is_language_model = source_config.lm_vocab_size and _holds_softmax(init_from)
+        source_lm = ElmoForBidirectionalLM.from_pretrained(init_from) if is_language_model else None
         bilm = source_lm.elmo if source_lm is not None else ElmoModel.from_pretrained(init_from)
-    except (OSError, ValueError) as error:
-        raise LanguageModelError(f"cannot load --init-from {init_from}: {error}") from error
     if vocabulary is None:
         if source_lm is None or source_lm.vocabulary is None:
             raise LanguageModelError(f"{init_from} has no word vocabulary: pass --vocab")
@@ -697,6 +775,17 @@ def _initial_model(
                 model.softmax.weight[target] = source_lm.softmax.weight[origin].to(model.softmax.weight.dtype)
                 model.softmax.bias[target] = source_lm.softmax.bias[origin].to(model.softmax.bias.dtype)
     return model, vocabulary
+
+
+def _holds_softmax(model: str) -> bool:
+    """Whether the safetensors weights of `model` (a folder or Hub id) hold the language model's softmax: a biLM
+    saved from a language model (`model.elmo.save_pretrained`) keeps the vocabulary in its config, not the softmax.
+    Pickled weights (no safetensors file) are taken to hold what the config says."""
+    weights = cached_file(model, SAFE_WEIGHTS_NAME, _raise_exceptions_for_missing_entries=False)
+    if weights is None:
+        return True
+    with safe_open(weights, framework="pt") as handle:
+        return "softmax.weight" in handle.keys()  # noqa: SIM118 (a safetensors handle is not iterable)
 
 
 def _training_arguments(settings: TrainingSettings, output_dir: Path, progress: bool) -> TrainingArguments:
@@ -743,7 +832,14 @@ def _check_resumable(output_dir: Path, run: dict[str, Any], checkpoint: Path) ->
     path = output_dir / RUN_FILE
     if not path.is_file():
         raise LanguageModelError(f"{path} is missing: cannot check that {checkpoint} belongs to this training")
-    before = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        before = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        raise LanguageModelError(
+            f"{path} is unreadable ({error}): cannot check that {checkpoint} belongs to this training"
+        ) from None
+    if not isinstance(before, dict):
+        raise LanguageModelError(f"{path} must hold a JSON object")
     keys = ["corpus", "tokenized", "vocabulary_size", "world_size", "corpus_tokens"]
     keys += [f"settings.{name}" for name in ("batch_size", "unroll_steps", "packing", "gradient_accumulation_steps")]
     for key in keys:
@@ -754,42 +850,133 @@ def _check_resumable(output_dir: Path, run: dict[str, Any], checkpoint: Path) ->
             raise LanguageModelError(f"cannot resume {checkpoint}: {key} was {old!r}, now {new!r}")
 
 
+def _check_checkpoint_files(checkpoint: Path) -> None:
+    """Refuse a checkpoint that the `Trainer` would fail on with a traceback, before anything else is done: its
+    `trainer_state.json` must be the `Trainer`'s, its weights file must be there, every pickle (`*.pt`, `*.pth`,
+    `*.bin`) must be one that `torch.load(weights_only=True)` reads (tensors, plain containers and the NumPy
+    arrays of the random states: the `Trainer`'s own allow-list; a pickle's code is never run; the tensors are
+    memory-mapped, not read), every safetensors file must have a valid header."""
+    path = checkpoint / TRAINER_STATE_FILE
+    if not path.is_file():
+        raise LanguageModelError(f"{checkpoint} is not a complete checkpoint (no {TRAINER_STATE_FILE})")
+    try:
+        trainer_state = TrainerState.load_from_json(str(path))
+    except (OSError, ValueError, TypeError, RecursionError) as error:
+        raise LanguageModelError(f"{path} is not a Trainer state ({one_line(error)})") from None
+    if isinstance(trainer_state.global_step, bool) or not isinstance(trainer_state.global_step, int):
+        raise LanguageModelError(f"{path}: global_step must be an integer, got {trainer_state.global_step!r}")
+    if not any((checkpoint / name).is_file() for name in CHECKPOINT_WEIGHTS_FILES):
+        raise LanguageModelError(f"{checkpoint} has no model weights ({' or '.join(CHECKPOINT_WEIGHTS_FILES)})")
+    files = sorted(
+        path
+        for path in checkpoint.iterdir()
+        if path.suffix in (".pt", ".pth", ".bin", ".safetensors") and path.name not in UNREAD_CHECKPOINT_PICKLES
+    )
+    with safe_globals():
+        problem = next(filter(None, map(weights_file_problem, files)), None)
+    if problem is not None:
+        raise LanguageModelError(f"cannot resume from {checkpoint}: {problem}")
+
+
+def _check_checkpoint_weights(checkpoint: Path, model: ElmoForBidirectionalLM) -> None:
+    """Refuse checkpoint weights that lack a tensor of `model`, hold one it does not have, or one of another shape
+    (the `Trainer` would load what fits and leave the rest as it is)."""
+    path = next(checkpoint / name for name in CHECKPOINT_WEIGHTS_FILES if (checkpoint / name).is_file())
+    if path.suffix == ".safetensors":
+        with safe_open(path, framework="pt") as weights:
+            names = weights.keys()
+            shapes = {name: tuple(weights.get_slice(name).get_shape()) for name in names}
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        if not isinstance(state, dict):
+            raise LanguageModelError(f"{path} is not a state dict: it holds a {type(state).__name__}")
+        shapes = {name: tuple(getattr(tensor, "shape", ())) for name, tensor in state.items()}
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    problems = [f"{name} is missing" for name in expected if name not in shapes]
+    problems += [f"{name} is not one of the model's" for name in shapes if name not in expected]
+    problems += [
+        f"{name} has shape {shapes[name]}, the model's {shape}"
+        for name, shape in expected.items()
+        if name in shapes and shapes[name] != shape
+    ]
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise LanguageModelError(f"{path} does not fit the model: {'; '.join(problems[:5])}{more}")
+
+
+@contextmanager
+def _resuming_from(checkpoint: str | None, part: str) -> Iterator[None]:
+    """Turn the `Trainer`'s failure to restore `part` of a checkpoint (state of another model or optimizer) into a
+    `LanguageModelError` naming the checkpoint."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError, SafetensorError) as error:
+        raise LanguageModelError(
+            f"cannot resume from {checkpoint}: {part} does not fit this training ({one_line(error)})"
+        ) from None
+
+
 def _restore_streams(
     model: ElmoForBidirectionalLM, checkpoint: Path, rank: int, settings: TrainingSettings, device: torch.device
 ) -> int:
     """Restore this rank's carried LSTM state from `checkpoint`; returns the batches to skip in the streams."""
-    state_path = checkpoint / "trainer_state.json"
-    if not state_path.is_file():
-        raise LanguageModelError(f"{checkpoint} is not a complete checkpoint (no trainer_state.json)")
-    global_step = json.loads(state_path.read_text(encoding="utf-8"))["global_step"]
+    global_step = TrainerState.load_from_json(str(checkpoint / TRAINER_STATE_FILE)).global_step
     if settings.packing == "packed":
         path = checkpoint / STREAM_STATE_FILE.format(rank=rank)
         if not path.is_file():
             raise LanguageModelError(f"{path} is missing: the checkpoint was written by another number of processes")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved["cell"] is not None:
-            if saved["cell"].shape[2] != settings.batch_size:
-                raise LanguageModelError(
-                    f"{path} holds {saved['cell'].shape[2]} streams, the batch size is {settings.batch_size}"
-                )
-            model.elmo._carried_state = (saved["cell"].to(device), saved["hidden"].to(device))
+        saved = torch.load(path, map_location="cpu", weights_only=True)  # checked by _check_checkpoint_files
+        cell, hidden = _stream_state(saved, path, model, settings.batch_size)
+        if cell is not None:
+            model.elmo._carried_state = (cell.to(device), hidden.to(device))
     return global_step * settings.gradient_accumulation_steps
+
+
+def _stream_state(
+    saved: Any, path: Path, model: ElmoForBidirectionalLM, batch_size: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The carried (cell, hidden) state of a stream state file, checked against the model and the batch size:
+    (L, 2, B, D) and (L, 2, B, P) floating-point tensors, or both None."""
+    if not isinstance(saved, dict) or not {"cell", "hidden"} <= saved.keys():
+        raise LanguageModelError(f"{path} is not a stream state: it must hold a dict with 'cell' and 'hidden'")
+    cell, hidden = saved["cell"], saved["hidden"]
+    if cell is None and hidden is None:
+        return None, None
+    layers, _, cell_dim = model.elmo.primed_cell_state.shape
+    projection_dim = model.elmo.primed_hidden_state.shape[-1]
+    for name, value, shape in (
+        ("cell", cell, (layers, 2, batch_size, cell_dim)),
+        ("hidden", hidden, (layers, 2, batch_size, projection_dim)),
+    ):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise LanguageModelError(f"{path}: '{name}' must be a floating-point tensor, got {type(value).__name__}")
+        if tuple(value.shape) != shape:
+            streams = f" ({value.shape[2]} streams, the batch size is {batch_size})" if value.dim() == 4 else ""
+            raise LanguageModelError(f"{path}: '{name}' has shape {tuple(value.shape)}, expected {shape}{streams}")
+    return cell, hidden
 
 
 def _prime(
     model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, path: str | os.PathLike, tokenized: bool, batch_size: int
 ) -> None:
     """Set the primed initial state from the sentences of `path`, in batches of `batch_size` rows."""
-    split = word_splitter(tokenized)
-    sentences = [words for _, text in read_lines(path) if (words := split(text))]
-    if not sentences:
-        raise LanguageModelError(f"{path} holds no sentences to prime the state with")
+    sentences = _priming_sentences(path, word_splitter(tokenized))
     model.eval()
     batches = (
         tokenizer(sentences[start : start + batch_size], is_split_into_words=True, padding=True, return_tensors="pt")
         for start in range(0, len(sentences), batch_size)
     )
     model.elmo.prime_states(batches)
+
+
+def _priming_sentences(path: str | os.PathLike, split: Callable[[str], list[str]]) -> list[list[str]]:
+    """The sentences of the `prime_from` file (errors name the file and line)."""
+    if Path(path).is_dir():
+        raise LanguageModelError(f"--prime-from {path} is a folder, not a file")
+    sentences = [words for _, text in read_lines(path) if (words := split(text))]
+    if not sentences:
+        raise LanguageModelError(f"{path} holds no sentences to prime the state with")
+    return sentences
 
 
 def _save_final_model(model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, output_dir: Path) -> None:
@@ -802,11 +989,21 @@ def _save_final_model(model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, o
         save_with_remote_code(model, tokenizer, staging)
         for path in staging.iterdir():
             os.replace(path, output_dir / path.name)
+    except (OSError, RuntimeError, SafetensorError) as error:
+        raise LanguageModelError(
+            f"cannot write the trained model into {output_dir} ({one_line(error)}); the checkpoints are kept: make "
+            "room, then --resume saves it"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_json(path: Path, values: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    try:
+        with _naming(path):
+            temporary.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)

@@ -105,14 +105,18 @@ def write_vocabulary(vocabulary: Vocabulary, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = vocabulary.counts
     lines = [word if counts is None else f"{word}\t{counts[i]}" for i, word in enumerate(vocabulary.words)]
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temporary = None
     try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except OSError as error:  # a full or read-only disk, say: name the file written, not its temporary name
+        error.filename = str(path)
         raise
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)  # gone after the rename
 
 
 @dataclass
