@@ -17,7 +17,6 @@ import os
 import warnings
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
@@ -26,6 +25,7 @@ from modeling_elmo.conversion.folder import (
     ConversionError,
     ModelFolder,
     check_output_dir,
+    new_hdf5_file,
     read_model_folder,
     staged_directory,
 )
@@ -50,7 +50,7 @@ def export_original(
     dataset_shapes = expected_datasets(config)
     with _open_weights(folder) as weights, staged_directory(output_dir) as staging:
         (staging / OPTIONS_NAME).write_text(json.dumps(options), encoding="utf-8")
-        with h5py.File(staging / WEIGHTS_HDF5_NAME, "w") as handle:
+        with new_hdf5_file(staging / WEIGHTS_HDF5_NAME) as handle:
             for name, shape in dataset_shapes.items():
                 handle.create_dataset(name, shape=shape, dtype=np.float32)
             for name, (_, blocks) in parameter_layout(config).items():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import torch
 from safetensors import SafetensorError, safe_open
 from transformers.dynamic_module_utils import custom_object_save
@@ -139,6 +140,30 @@ def cache_dir() -> Path:
     return base / "modeling-elmo"
 
 
+@contextmanager
+def naming_os_errors(path: Path) -> Iterator[None]:
+    """Give an `OSError` raised by a write to `path` (a full disk, say: the write itself names no file) its name."""
+    try:
+        yield
+    except OSError as error:
+        error.filename = error.filename or str(path)
+        raise
+
+
+@contextmanager
+def new_hdf5_file(path: Path, **options: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file at `path`, flushed to the disk (fsync) when the block ends without error.
+
+    HDF5 writes through a Python file object, so that a failed write (a full disk) raises `OSError` with its errno
+    and the file name: HDF5's own file driver turns it into a `RuntimeError` without errno, and a process whose
+    HDF5 file could not be closed that way can crash when it exits."""
+    with naming_os_errors(path), path.open("w+b") as handle:
+        with h5py.File(handle, "w", **options) as file:
+            yield file
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def current_umask() -> int:
     """The process's file-mode creation mask (read by setting it and putting it back)."""
     mask = os.umask(0o077)
@@ -150,13 +175,15 @@ def current_umask() -> int:
 def staged_directory(output_dir: Path) -> Iterator[Path]:
     """A new empty folder beside `output_dir` to build it in; when the block completes it replaces `output_dir`
     (only then), and when the block fails it is removed, so a failure leaves nothing. The folder gets the mode a
-    `mkdir` would (0777 less the umask), not `mkdtemp`'s 0700."""
+    `mkdir` would (0777 less the umask), not `mkdtemp`'s 0700. An `OSError` that names no file (a full disk) is
+    given `output_dir`'s name."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        staging.chmod(0o777 & ~current_umask())
-        yield staging
-        replace_dir(staging, output_dir)
+        with naming_os_errors(output_dir):
+            staging.chmod(0o777 & ~current_umask())
+            yield staging
+            replace_dir(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -69,8 +69,9 @@ import h5py
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .configuration_elmo import ElmoError
-from .pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
+from modeling_elmo.configuration_elmo import ElmoError
+from modeling_elmo.conversion.folder import naming_os_errors, new_hdf5_file
+from modeling_elmo.pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
 
 if TYPE_CHECKING:
     from .embedder import ElmoEmbedder
@@ -372,37 +373,13 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changes
 
 
-@contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Give an `OSError` raised by a write to `path` (which names no file) the file's name."""
-    try:
-        yield
-    except OSError as error:
-        error.filename = error.filename or str(path)
-        raise
-
-
 def _write_json_atomically(path: Path, value: Any) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    with _naming(temporary), temporary.open("w", encoding="utf-8") as handle:
+    with naming_os_errors(temporary), temporary.open("w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-@contextmanager
-def _new_hdf5(path: Path, **options: Any) -> Iterator[h5py.File]:
-    """A new HDF5 file at `path`, flushed to the disk (fsync) when the block ends without error.
-
-    HDF5 writes through a Python file object, so that a failed write (a full disk) raises `OSError` with its errno
-    and the file name: HDF5's own file driver turns it into a `RuntimeError` without errno, and a process whose
-    HDF5 file could not be closed that way can crash when it exits."""
-    with _naming(path), path.open("w+b") as handle:
-        with h5py.File(handle, "w", **options) as file:
-            yield file
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _window_path(work: Path, number: int) -> Path:
@@ -570,9 +547,9 @@ def _stopped_by_a_full_disk(work: Path) -> Iterator[None]:
 
 def disk_full_message(error: OSError, path: str | os.PathLike | None = None) -> str:
     """`no space left on device writing PATH` (or the quota or file size said instead) for an `OSError` whose errno
-    is in `DISK_FULL_ERRNOS`; PATH is the error's file name, else `path`."""
+    is in `DISK_FULL_ERRNOS`; PATH is the error's file name (the destination of a copy), else `path`."""
     reason = error.strerror or os.strerror(error.errno)
-    where = error.filename or path
+    where = error.filename2 or error.filename or path
     return reason[:1].lower() + reason[1:] + (f" writing {where}" if where is not None else "")
 
 
@@ -670,7 +647,7 @@ def _embed_window(
     """Write one window's datasets to `path` (via a `.tmp` file renamed when complete)."""
     word_lists = [line.words if line.words is not None else embedder.split(line.sentence) for line in window]
     temporary = path.with_name(path.name + ".tmp")
-    with _new_hdf5(temporary) as part:
+    with new_hdf5_file(temporary) as part:
         part.attrs["first_line"] = window[0].index
         part.attrs["count"] = len(window)
         part.attrs["digest"] = digest
@@ -689,8 +666,8 @@ def _assemble(work: Path, output: Path, number_of_windows: int, options: EmbedOp
     Returns the number of lines."""
     merged = work / "merged.tmp"
     index_text = work / "sentence_to_index.json.tmp"
-    with _new_hdf5(merged, track_order=True) as target:
-        with _naming(index_text), index_text.open("w", encoding="utf-8") as index:
+    with new_hdf5_file(merged, track_order=True) as target:
+        with naming_os_errors(index_text), index_text.open("w", encoding="utf-8") as index:
             lines = _copy_windows(work, target, index, number_of_windows, options)
         dataset = target.create_dataset(INDEX_DATASET, (1,), dtype=h5py.string_dtype())
         dataset[0] = index_text.read_bytes()

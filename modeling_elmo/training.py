@@ -68,6 +68,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME, cached_file
 
 from modeling_elmo.configuration_elmo import ElmoConfig
+from modeling_elmo.conversion.folder import naming_os_errors
 from modeling_elmo.embed import loading_model, one_line, weights_file_problem
 from modeling_elmo.modeling_elmo import LM_IGNORE_INDEX, ElmoForBidirectionalLM, ElmoModel
 from modeling_elmo.tokenization_elmo import ElmoTokenizer, bos_char_ids, eos_char_ids, word_to_char_ids
@@ -524,7 +525,7 @@ class RunFilesCallback(TrainerCallback):
     def on_log(self, args: TrainingArguments, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
         if state.is_world_process_zero and logs:
             path = self.output_dir / LOG_FILE
-            with _naming(path), open(path, "a", encoding="utf-8") as handle:
+            with naming_os_errors(path), open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
 
@@ -538,16 +539,6 @@ def _save_stream_state(model: ElmoForBidirectionalLM, folder: Path, global_step:
     target = folder / STREAM_STATE_FILE.format(rank=rank)
     torch.save(payload, target.with_suffix(".tmp"))
     os.replace(target.with_suffix(".tmp"), target)
-
-
-@contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Give an `OSError` raised by a write to `path` (a full disk, say: the write itself names no file) its name."""
-    try:
-        yield
-    except OSError as error:
-        error.filename = error.filename or str(path)
-        raise
 
 
 # ---- Running ----
@@ -1001,7 +992,7 @@ def _save_final_model(model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, o
 def _write_json(path: Path, values: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with _naming(path):
+        with naming_os_errors(path):
             temporary.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
     except OSError:
         temporary.unlink(missing_ok=True)

@@ -446,6 +446,31 @@ def test_a_full_disk_stops_build_vocab_and_train_with_the_file_named(trained, sm
     assert not checkpoint.exists()
 
 
+def test_a_full_disk_stops_convert_and_export_original_with_nothing_left(folder, small_filesystem, tmp_path, capfd):
+    exported = tmp_path / "exported"
+    assert elmo_main(["export-original", "--model", str(folder), "--output-dir", str(exported)]) == 0
+    fill(small_filesystem)
+    commands = {
+        "export-original": ["--model", str(folder), "--output-dir", str(small_filesystem / "out")],
+        "convert": [
+            "--options",
+            str(exported / "options.json"),
+            "--weights",
+            str(exported / "weights.hdf5"),
+            "--output-dir",
+            str(small_filesystem / "out"),
+        ],
+    }
+    for command, arguments in commands.items():
+        assert elmo_main([command, *arguments]) == 2
+        captured = capfd.readouterr()
+        assert "Traceback" not in captured.err and "HDF5" not in captured.err, captured.err
+        assert f"elmo {command}: error: no space left on device writing {small_filesystem}/" in the_error(
+            captured.err, command
+        )
+        assert sorted(path.name for path in small_filesystem.iterdir()) == ["filler"]
+
+
 @pytest.fixture
 def read_only_folder(tmp_path):
     """A read-only file system at tmp_path/read-only."""
