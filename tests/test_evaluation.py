@@ -384,7 +384,7 @@ def test_bad_tasks_and_missing_data_are_explained(tmp_path, capsys):
     assert "'sst'" in capsys.readouterr().err
     empty = tmp_path / "empty-cache"
     status = elmo_main(["evaluate", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(empty), "--tasks", "wsd"])
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()[-1]  # after the fetch's progress line
     assert status == 2 and err.startswith("elmo evaluate: error: ") and "WordNet" in err and str(empty) in err
     assert not (tmp_path / "out").exists()
     with pytest.raises(EvaluationError) as raised:
@@ -413,10 +413,11 @@ def evaluate(model_folder: Path, cache: Path, output: Path, *options: str) -> di
     return json.loads((output / "results.json").read_text(encoding="utf-8"))
 
 
-def test_quick_evaluation_is_a_smoke_test_that_writes_every_output(model_folder, cache, tmp_path):
+def test_quick_evaluation_is_a_smoke_test_that_writes_every_output(model_folder, cache, tmp_path, capsys):
     """--quick runs every step and writes every file, but presents no scores: results.md says what ran; the full
     report's tables (rendered here from the same results) are what a full run writes."""
     results = evaluate(model_folder, cache, tmp_path / "out")
+    assert capsys.readouterr().out.startswith("smoke test passed: the pipeline ran (pos, wsd, classification;")
     assert list(results["tasks"]) == list(TASKS) and results["mode"] == "quick" and results["smoke_test"] is True
     assert "smoke test (--quick)" in results["note"] and results["plots"] == plot_files(TASKS)
     assert results["heads"] == {
