@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -161,3 +162,11 @@ def test_install_refuses_files_naming_build_paths(tmp_path: Path) -> None:
         install(training_run(tmp_path / "run"), target, "primed", evaluation)
     assert [path.name for path in target.parent.iterdir()] == ["elmo-english-small"]
     assert [path.name for path in target.iterdir()] == ["marker.txt"]
+
+
+def test_the_readme_embeds_no_relative_images():
+    """The README is the wheel's long description, where a relative image link is broken."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)|<img [^>]*src=\"([^\"]+)\"", readme)
+    relative = [link for pair in images for link in pair if link and not link.startswith(("https://", "http://"))]
+    assert relative == []
