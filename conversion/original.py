@@ -59,8 +59,8 @@ from modeling_elmo.conversion.folder import (
 )
 from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
 from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM, ElmoModel
+from modeling_elmo.text_files import LanguageModelError, Vocabulary, read_vocabulary
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
-from modeling_elmo.vocabulary import LanguageModelError, Vocabulary, read_vocabulary
 
 if TYPE_CHECKING:
     from modeling_elmo.conversion.model_card import Provenance

@@ -115,7 +115,8 @@ def _load_embedder(args: argparse.Namespace):
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from modeling_elmo.embed import EmbedOptions, check_input, embed_file, parse_mix_weights, read_vocabulary
+    from modeling_elmo.embed import EmbedError, EmbedOptions, check_input, embed_file, parse_mix_weights
+    from modeling_elmo.text_files import read_words
 
     check_input(args.input)
     options = EmbedOptions(
@@ -134,10 +135,12 @@ def _embed(args: argparse.Namespace) -> None:
         restart=args.restart,
         progress=not args.no_progress,
     )
-    vocabulary = read_vocabulary(args.cache_vocab) if args.cache_vocab else None
+    cached_words = None
+    if args.cache_vocab:
+        cached_words, _ = read_words(args.cache_vocab, error_type=EmbedError, what="the vocabulary file")
     embedder = _load_embedder(args)
-    if vocabulary is not None:
-        embedder.cache_token_embeddings(vocabulary)
+    if cached_words is not None:
+        embedder.cache_token_embeddings(cached_words)
     embed_file(embedder, args.input, args.output, options)
 
 
@@ -169,7 +172,8 @@ def _corpus_spec(args: argparse.Namespace) -> CorpusSpec:
 
 
 def _build_vocab(args: argparse.Namespace) -> None:
-    from modeling_elmo.vocabulary import UNKNOWN, LanguageModelError, build_vocabulary, write_vocabulary
+    from modeling_elmo.text_files import UNKNOWN, LanguageModelError, write_vocabulary
+    from modeling_elmo.vocabulary import build_vocabulary
 
     source = _corpus_spec(args).open()
     counts = source.count()
@@ -187,9 +191,9 @@ def _build_vocab(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from modeling_elmo.text_files import LanguageModelError
     from modeling_elmo.training import train_language_model
     from modeling_elmo.training_config import TrainingSettings
-    from modeling_elmo.vocabulary import LanguageModelError
 
     if args.config is None and args.preset is None and args.init_from is None:
         raise LanguageModelError("give the model's size: --preset NAME, --config CONFIG.json or --init-from MODEL")
@@ -218,8 +222,8 @@ def _perplexity(args: argparse.Namespace) -> None:
     from modeling_elmo.embedder import resolve_device
     from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM
     from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigram_perplexity
+    from modeling_elmo.text_files import LanguageModelError, read_lines, read_vocabulary
     from modeling_elmo.tokenization_elmo import ElmoTokenizer
-    from modeling_elmo.vocabulary import LanguageModelError, read_lines, read_vocabulary
 
     try:
         device = resolve_device(args.device or "cpu")

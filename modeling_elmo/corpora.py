@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeling_elmo.vocabulary import LanguageModelError
+from modeling_elmo.text_files import LanguageModelError
 
 
 @dataclass(frozen=True)

@@ -63,18 +63,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import h5py
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
 from modeling_elmo.configuration_elmo import ElmoError
 from modeling_elmo.conversion.folder import naming_os_errors, new_hdf5_file
 from modeling_elmo.pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
-
-if TYPE_CHECKING:
-    from .embedder import ElmoEmbedder
+from modeling_elmo.text_files import decoded_lines
 
 JOB_FORMAT = 1
 INPUT_FORMATS = ("auto", "txt", "jsonl")
@@ -82,6 +81,7 @@ OUTPUT_DTYPES = ("float32", "float16")
 ENCODING_ERRORS = ("strict", "replace")
 INDEX_DATASET = "sentence_to_index"
 STDIN = "-"
+ENCODING_ADVICE = "; fix the input or pass --encoding-errors replace"
 DISK_FULL_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)
 )  # a write failed for want of space: no space left, over the quota, or over the largest file size
@@ -89,6 +89,32 @@ DISK_FULL_ERRNOS = frozenset(
 
 class EmbedError(ElmoError):
     """Bad input or options for `elmo embed`; the message names the file, line or option."""
+
+
+class Embedder(Protocol):
+    """What a job needs of its embedder: `modeling_elmo.embedder.ElmoEmbedder` is one (which calls `embed_file` in
+    its own `embed_file`, so this module names the interface rather than importing the class)."""
+
+    model: Any
+    tokenizer: Any
+
+    @property
+    def num_layers(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def split(self, sentence: str) -> list[str]: ...
+
+    def iter_embeddings(
+        self,
+        word_lists: Sequence[Sequence[str]],
+        layers: str | int,
+        mix_weights: Sequence[float] | None,
+        gamma: float | None,
+        pool: str | None,
+        batch_size: int | None,
+    ) -> Iterator[tuple[int, np.ndarray]]: ...
 
 
 @dataclass(frozen=True)
@@ -161,17 +187,6 @@ class InputLine:
 # ----------------------------------------------------------------------------------------------- input
 
 
-def _decode(raw: bytes, name: str, number: int, errors: str) -> str:
-    try:
-        text = raw.decode("utf-8", errors=errors)
-    except UnicodeDecodeError as error:
-        raise EmbedError(
-            f"{name}:{number}: invalid UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the "
-            "line); fix the input or pass --encoding-errors replace"
-        ) from None
-    return text[1:] if number == 1 and text.startswith("\ufeff") else text
-
-
 def _jsonl_sentence(text: str, name: str, number: int, errors: str = "strict") -> tuple[str, list[str] | None]:
     """The sentence text and words (or None) of one JSON Lines line. A string holding a lone surrogate (JSON
     can escape one, `"\\ud800"`, but it is no character and no UTF-8 encodes it) is an error, or with
@@ -235,7 +250,7 @@ def _check_sentence_key(sentence: str, name: str, number: int) -> None:
         )
 
 
-def read_lines(
+def read_input_lines(
     stream: IO[bytes],
     name: str,
     *,
@@ -244,20 +259,20 @@ def read_lines(
     encoding_errors: str = "strict",
     sentence_keys: bool = False,
 ) -> Iterator[InputLine]:
-    """Parse an input one line at a time (lines end at `\\n`; a trailing `\\r` is dropped); errors name `name`
-    and the 1-based line number. `sentence_keys` checks that every sentence can name a dataset."""
-    for index, raw in enumerate(stream):
-        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
-        text = _decode(raw, name, index + 1, encoding_errors)
+    """Parse an input one line at a time (`text_files.decoded_lines`: lines end at `\\n`, a trailing `\\r` is
+    dropped); errors name `name` and the 1-based line number. `sentence_keys` checks that every sentence can name a
+    dataset."""
+    lines = decoded_lines(stream, name, errors=encoding_errors, error_type=EmbedError, advice=ENCODING_ADVICE)
+    for number, raw, text in lines:
         if jsonl and text.strip():
-            sentence, words = _jsonl_sentence(text, name, index + 1, encoding_errors)
+            sentence, words = _jsonl_sentence(text, name, number, encoding_errors)
         else:
             sentence, words = text.strip(), None
         if tokenized and words is None:
             words = sentence.split()
         if sentence_keys:
-            _check_sentence_key(sentence, name, index + 1)
-        yield InputLine(index, raw, sentence, words)
+            _check_sentence_key(sentence, name, number)
+        yield InputLine(number - 1, raw, sentence, words)
 
 
 def resolve_input_format(input_path: str | os.PathLike, input_format: str) -> str:
@@ -318,7 +333,7 @@ def _window_digest(window: Sequence[InputLine]) -> str:
 # ----------------------------------------------------------------------------------------------- the job
 
 
-def model_fingerprint(embedder: ElmoEmbedder) -> str:
+def model_fingerprint(embedder: Embedder) -> str:
     """SHA-256 of the model's weights and configuration and of the tokenizer's settings and dictionaries."""
     digest = hashlib.sha256()
     for name, tensor in sorted(embedder.model.state_dict().items()):
@@ -346,7 +361,7 @@ def _is_location_key(key: str) -> bool:
     }
 
 
-def _job_description(embedder: ElmoEmbedder, options: EmbedOptions, input_format: str) -> dict[str, Any]:
+def _job_description(embedder: Embedder, options: EmbedOptions, input_format: str) -> dict[str, Any]:
     settings = asdict(options)
     for name in ("overwrite", "restart", "progress", "encoding_errors"):
         del settings[name]
@@ -426,7 +441,7 @@ def _note(message: str) -> None:
 
 
 def embed_file(
-    embedder: ElmoEmbedder, input_path: str | os.PathLike, output_path: str | os.PathLike, options: EmbedOptions
+    embedder: Embedder, input_path: str | os.PathLike, output_path: str | os.PathLike, options: EmbedOptions
 ) -> Path:
     """Embed `input_path` (or `-` for stdin) into the HDF5 file `output_path`; see the module docstring.
 
@@ -507,7 +522,7 @@ def _same_file(path: Path, handle: IO) -> bool:
 
 
 def _run_job(
-    embedder: ElmoEmbedder,
+    embedder: Embedder,
     input_name: str,
     input_format: str,
     output: Path,
@@ -554,7 +569,7 @@ def disk_full_message(error: OSError, path: str | os.PathLike | None = None) -> 
 
 
 def _embed_and_assemble(
-    embedder: ElmoEmbedder, input_name: str, input_format: str, output: Path, work: Path, options: EmbedOptions
+    embedder: Embedder, input_name: str, input_format: str, output: Path, work: Path, options: EmbedOptions
 ) -> tuple[int, int, float]:
     """Embed the windows not done yet and assemble the output; returns (lines, lines found done, seconds)."""
     total = None if input_name == STDIN else _count_lines(Path(input_name))
@@ -562,7 +577,7 @@ def _embed_and_assemble(
     started = time.perf_counter()
     try:
         with open_input(input_name) as stream:
-            lines = read_lines(
+            lines = read_input_lines(
                 stream,
                 "<stdin>" if input_name == STDIN else input_name,
                 jsonl=input_format == "jsonl",
@@ -611,7 +626,7 @@ def _start_or_resume(work: Path, output: Path, job: dict[str, Any], options: Emb
 
 
 def _embed_windows(
-    embedder: ElmoEmbedder, lines: Iterator[InputLine], work: Path, options: EmbedOptions, progress: _Progress
+    embedder: Embedder, lines: Iterator[InputLine], work: Path, options: EmbedOptions, progress: _Progress
 ) -> tuple[int, int]:
     """Embed every window that is not done yet; returns (number of windows, lines found done)."""
     number_of_windows = resumed = 0
@@ -637,7 +652,7 @@ def _embed_windows(
 
 
 def _embed_window(
-    embedder: ElmoEmbedder,
+    embedder: Embedder,
     window: list[InputLine],
     path: Path,
     digest: str,
@@ -713,21 +728,6 @@ def parse_mix_weights(text: str | None) -> tuple[float, ...] | None:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
         raise EmbedError(f"--mix-weights must be comma-separated numbers, got {text!r}") from None
-
-
-def read_vocabulary(path: str | os.PathLike) -> list[str]:
-    """Words for the token-embedding cache: one per line (blank lines skipped), UTF-8."""
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as error:
-        raise EmbedError(f"cannot read the vocabulary file {path}: {error.strerror or error}") from None
-    words = []
-    for number, raw in enumerate(text.split(b"\n"), start=1):
-        word = _decode(raw.removesuffix(b"\r"), str(path), number, "strict").strip()
-        if word:
-            words.append(word)
-    return words
 
 
 # ----------------------------------------------------------------------------------------------- model folders

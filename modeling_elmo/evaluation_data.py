@@ -57,7 +57,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,7 @@ from modeling_elmo import corpora
 from modeling_elmo.conversion.download import offline_mode
 from modeling_elmo.conversion.folder import cache_dir, staged_directory
 from modeling_elmo.conversion.model_card import file_sha256
-from modeling_elmo.vocabulary import LanguageModelError
+from modeling_elmo.text_files import LanguageModelError, read_lines
 
 
 class EvaluationError(LanguageModelError):
@@ -682,11 +682,11 @@ class WordNet:
         return max(senses, key=lambda offset: (self.counts.get((lemma, pos, offset), 0), -senses.index(offset)))
 
 
-def _read_lines(path: Path) -> Iterable[str]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.strip() and not line.startswith("  "):  # the licence header lines start with two spaces
-                yield line
+def _wordnet_lines(path: Path) -> Iterator[str]:
+    """The non-blank lines of a WordNet database file but its licence header (whose lines start with two spaces)."""
+    for _, line in read_lines(path, errors="replace", error_type=EvaluationError):
+        if not line.startswith("  "):
+            yield line
 
 
 def parse_data_line(line: str) -> Synset:
@@ -712,21 +712,21 @@ def read_wordnet(folder: str | os.PathLike) -> WordNet:
     senses: dict[tuple[str, str], list[int]] = {}
     exceptions: dict[str, dict[str, set[str]]] = {}
     for name, pos in WORDNET_POS.items():
-        synsets.extend(parse_data_line(line) for line in _read_lines(folder / f"data.{name}"))
-        for line in _read_lines(folder / f"index.{name}"):
+        synsets.extend(parse_data_line(line) for line in _wordnet_lines(folder / f"data.{name}"))
+        for line in _wordnet_lines(folder / f"index.{name}"):
             parts = line.split()
             synset_count, pointer_count = int(parts[2]), int(parts[3])
             offsets = parts[4 + pointer_count + 2 :]
             senses[(parts[0], pos)] = [int(offset) for offset in offsets[:synset_count]]
         table: dict[str, set[str]] = {}
         if (folder / f"{name}.exc").is_file():
-            for line in _read_lines(folder / f"{name}.exc"):
+            for line in _wordnet_lines(folder / f"{name}.exc"):
                 inflected, *bases = line.split()
                 table.setdefault(inflected, set()).update(bases)
         exceptions[pos] = table
     counts = {}
     if (folder / "cntlist.rev").is_file():
-        for line in _read_lines(folder / "cntlist.rev"):
+        for line in _wordnet_lines(folder / "cntlist.rev"):
             key, number, count = line.split()
             lemma, _, lex_sense = key.partition("%")
             pos = _SENSE_KEY_POS.get(lex_sense[:1])

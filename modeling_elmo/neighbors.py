@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .embed import EmbedError, InputLine, check_input, open_input, read_lines, resolve_input_format
+from .embed import EmbedError, InputLine, check_input, open_input, read_input_lines, resolve_input_format
 from .embedder import ElmoEmbedder
 
 CHUNK_LINES = 1000
@@ -107,7 +107,7 @@ def nearest_occurrences(
     chunk_lines: int = CHUNK_LINES,
 ) -> NeighborsResult:
     """For every layer, the `k` corpus word occurrences nearest to the query's target word (see the module
-    docstring). `corpus` yields parsed lines (`modeling_elmo.embed.read_lines`), embedded `chunk_lines` at a
+    docstring). `corpus` yields parsed lines (`modeling_elmo.embed.read_input_lines`), embedded `chunk_lines` at a
     time."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise EmbedError(f"k must be a positive integer, got {k!r}")
@@ -161,7 +161,7 @@ def neighbors_from_file(
     if tokenized and isinstance(query, str):
         query = query.split()
     with open_input(name) as stream:
-        corpus = read_lines(
+        corpus = read_input_lines(
             stream,
             "<stdin>" if name == "-" else name,
             jsonl=resolve_input_format(name, "auto") == "jsonl",

@@ -20,8 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from modeling_elmo.modeling_elmo import LM_IGNORE_INDEX, ElmoForBidirectionalLM
+from modeling_elmo.text_files import BEGIN_OF_SENTENCE, END_OF_SENTENCE, LanguageModelError, Vocabulary, read_lines
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
-from modeling_elmo.vocabulary import BEGIN_OF_SENTENCE, END_OF_SENTENCE, LanguageModelError, Vocabulary, read_lines
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from modeling_elmo.vocabulary import LanguageModelError
+from modeling_elmo.text_files import LanguageModelError
 
 PACKINGS = ("packed", "sentences")
 OPTIMIZERS = ("adagrad", "adamw")

@@ -8,7 +8,7 @@ from embed_helpers import converted_model, write_lines
 
 from modeling_elmo import ElmoEmbedder
 from modeling_elmo.cli import main as elmo_main
-from modeling_elmo.embed import EmbedError, read_lines
+from modeling_elmo.embed import EmbedError, read_input_lines
 from modeling_elmo.neighbors import nearest_occurrences
 
 CORPUS = [
@@ -40,7 +40,7 @@ def corpus_file(tmp_path):
 
 def corpus_lines(path):
     with open(path, "rb") as stream:
-        yield from read_lines(stream, str(path))
+        yield from read_input_lines(stream, str(path))
 
 
 def brute_force(embedder, k_layer_vectors, query_vector):
