@@ -7,7 +7,8 @@ import argparse
 import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from modeling_elmo.pretrained import DEFAULT_MODEL
@@ -318,10 +319,53 @@ def _add_model_arguments(parser: argparse.ArgumentParser, batch_size: int, token
     parser.add_argument(
         "--batch-size", type=int, default=batch_size, help=f"sentences per batch (default {batch_size})"
     )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="CPU threads for the model (default: torch's, one per core; on a machine busy with other work, 1 is "
+        "often several times faster)",
+    )
     if tokenized:
         parser.add_argument(
             "--tokenized", action="store_true", help="the input's words are already separated by spaces (no splitting)"
         )
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+@contextmanager
+def _process_options(args: argparse.Namespace) -> Iterator[None]:
+    """`--threads` (torch's intra-op threads) and `--no-progress`, which also silences the progress bars of
+    transformers (loading weights) and huggingface_hub (downloads), for the command; both restored afterwards."""
+    threads = getattr(args, "threads", None)
+    quiet = getattr(args, "no_progress", False)
+    if threads is None and not quiet:
+        yield
+        return
+    import torch
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    threads_before, hub_bars_before = torch.get_num_threads(), not are_progress_bars_disabled()
+    transformers_bars_before = transformers_logging.is_progress_bar_enabled()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if quiet:
+        transformers_logging.disable_progress_bar()
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        if transformers_bars_before:
+            transformers_logging.enable_progress_bar()
+        if hub_bars_before:
+            enable_progress_bars()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -460,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--index", type=int, help="the 0-based position of the word among the query's words")
     neighbors.add_argument("-k", type=int, default=5, help="occurrences to list per layer (default 5)")
     neighbors.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    neighbors.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_arguments(neighbors, batch_size=64)
     neighbors.set_defaults(handler=_neighbors)
     _add_language_model_commands(commands)
@@ -629,7 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        with _process_options(args):
+            args.handler(args)
     except ElmoError as error:
         _print_error(args.command, str(error))
         return 2

@@ -196,9 +196,11 @@ def format_neighbors(result: NeighborsResult) -> str:
 
 
 def neighbors_to_json(result: NeighborsResult) -> str:
-    """The result as JSON (lines and positions 0-based)."""
+    """The result as JSON, with lines and positions 0-based (the table's `line N` is 1-based: `line` + 1), as its
+    `numbering` field says."""
     return json.dumps(
         {
+            "numbering": "0-based: line 0 is the corpus's first line (the table's line 1), position 0 its first word",
             "query": list(result.query),
             "target": result.target,
             "layers": [[asdict(occurrence) for occurrence in layer] for layer in result.layers],

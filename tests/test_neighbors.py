@@ -100,6 +100,7 @@ def test_command_prints_a_table_and_json(folder, corpus_file, capsys):
     assert parsed["target"] == 1 and len(parsed["layers"]) == 3 and all(len(layer) == 2 for layer in parsed["layers"])
     first = parsed["layers"][1][0]
     assert set(first) == {"line", "position", "score", "words"} and f"line {first['line'] + 1}:" in table
+    assert parsed["numbering"].startswith("0-based") and "the table's line 1" in parsed["numbering"]
 
 
 @pytest.mark.parametrize(
