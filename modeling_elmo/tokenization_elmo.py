@@ -41,6 +41,9 @@ project's ids instead:
 The dictionaries are saved as ``char_vocab.json`` and ``word_vocab.json`` (``{entry: id}``) beside
 ``tokenizer_config.json``.
 
+:class:`~.tokenization_elmo_fast.ElmoTokenizerFast` (``tokenization_elmo_fast.py``) gives exactly the same
+words, offsets and ids on the `tokenizers` library, much faster; this Python tokenizer is its reference.
+
 This module is copied verbatim to the Hugging Face Hub as remote code, so it imports only the
 standard library, numpy, torch, sacremoses and transformers.
 """
@@ -271,6 +274,27 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} ({value!r:.40})"
 
 
+def _batch_of_inputs(text: Any, is_split_into_words: bool) -> tuple[list[Any], bool]:
+    """The sequences of a tokenizer call (texts, or lists of words with ``is_split_into_words``) and whether the
+    input was a batch; a clear ``TypeError`` for anything else."""
+    if is_split_into_words:
+        if _is_str_list(text):
+            return [text], False
+        if isinstance(text, (list, tuple)) and all(_is_str_list(words) for words in text):
+            return list(text), True
+        raise TypeError(
+            "With is_split_into_words=True, text must be a list of str (one sequence of words) or a "
+            f"list of lists of str (a batch); got {_describe(text)}"
+        )
+    if isinstance(text, str):
+        return [text], False
+    if _is_str_list(text):
+        return list(text), True
+    if isinstance(text, (list, tuple)) and text and all(_is_str_list(item) for item in text):
+        raise TypeError("Got lists of str: pass is_split_into_words=True for pre-split words")
+    raise TypeError(f"text must be a str or a list of str, got {_describe(text)}")
+
+
 class ElmoTokenizer(PreTrainedTokenizerBase):
     """Splits text into words and maps every word to ELMo's character ids.
 
@@ -416,6 +440,11 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
     def padding_side(self, value: str) -> None:
         self._check_padding_side(value)
 
+    @property
+    def is_fast(self) -> bool:
+        """False: this is the Python tokenizer, the reference of :class:`ElmoTokenizerFast`."""
+        return False
+
     @staticmethod
     def _check_padding_side(value: str | None) -> None:
         if value not in (None, "right"):
@@ -508,6 +537,18 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
     def tokenize(self, text: str, **kwargs: Any) -> list[str]:
         """The words of ``text`` (see :meth:`split_words`)."""
         return [word for word, _ in self.split_words(text)]
+
+    def batch_split_words(self, texts: Sequence[str]) -> list[list[WordSpan]]:
+        """:meth:`split_words` of every text."""
+        return [self.split_words(text) for text in texts]
+
+    def words_to_char_ids(self, words: Sequence[str]) -> np.ndarray:
+        """The rows of character ids of several words as one ``(len(words), max_characters_per_token)`` int64
+        array (what :meth:`convert_tokens_to_ids` gives as lists)."""
+        array = np.zeros((len(words), self.max_characters_per_token), dtype=np.int64)
+        if len(words):
+            array[...] = [self._char_ids(word) for word in words]
+        return array
 
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> list[int] | list[list[int]]:
         """Character ids of one word (a row) or of several words (a list of rows)."""
@@ -650,22 +691,10 @@ class ElmoTokenizer(PreTrainedTokenizerBase):
 
     def _sequences(self, text: Any, is_split_into_words: bool) -> tuple[list[list[WordSpan]], bool]:
         """Words with offsets for every sequence, and whether the input was a batch."""
+        sequences, batched = _batch_of_inputs(text, is_split_into_words)
         if is_split_into_words:
-            if _is_str_list(text):
-                return [self._join_words(text)], False
-            if isinstance(text, (list, tuple)) and all(_is_str_list(words) for words in text):
-                return [self._join_words(words) for words in text], True
-            raise TypeError(
-                "With is_split_into_words=True, text must be a list of str (one sequence of words) or a "
-                f"list of lists of str (a batch); got {_describe(text)}"
-            )
-        if isinstance(text, str):
-            return [self.split_words(text)], False
-        if _is_str_list(text):
-            return [self.split_words(item) for item in text], True
-        if isinstance(text, (list, tuple)) and text and all(_is_str_list(item) for item in text):
-            raise TypeError("Got lists of str: pass is_split_into_words=True for pre-split words")
-        raise TypeError(f"text must be a str or a list of str, got {_describe(text)}")
+            return [self._join_words(words) for words in sequences], batched
+        return [self.split_words(item) for item in sequences], batched
 
     @staticmethod
     def _join_words(words: Sequence[str]) -> list[WordSpan]:

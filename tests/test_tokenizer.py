@@ -1,4 +1,6 @@
-"""Tests of ElmoTokenizer: character ids, word splitting with offsets, padding, decoding, saving."""
+"""Tests of ElmoTokenizer and ElmoTokenizerFast: character ids, word splitting with offsets, padding, decoding,
+saving. Every test of a tokenizer runs with both classes (the fast one must behave exactly like the Python one);
+tests specific to the fast tokenizer are in test_fast_tokenizer.py."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from modeling_elmo.tokenization_elmo import (
     eos_char_ids,
     word_to_char_ids,
 )
+from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
 BOW, EOW, PAD = 259, 260, 261  # 258, 259, 260 shifted by +1
 
@@ -44,14 +47,19 @@ MOSES_TEXT = st.lists(
 ).map("".join)
 
 
-@pytest.fixture(scope="module")
-def moses() -> ElmoTokenizer:
-    return ElmoTokenizer()
+@pytest.fixture(scope="module", params=[ElmoTokenizer, ElmoTokenizerFast], ids=["python", "fast"])
+def tokenizer_class(request: pytest.FixtureRequest) -> type[ElmoTokenizer]:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def whitespace() -> ElmoTokenizer:
-    return ElmoTokenizer(word_splitter="whitespace")
+def moses(tokenizer_class: type[ElmoTokenizer]) -> ElmoTokenizer:
+    return tokenizer_class()
+
+
+@pytest.fixture(scope="module")
+def whitespace(tokenizer_class: type[ElmoTokenizer]) -> ElmoTokenizer:
+    return tokenizer_class(word_splitter="whitespace")
 
 
 def words_of(tokenizer: ElmoTokenizer, text: str) -> list[str]:
@@ -123,26 +131,26 @@ def test_tokenizer_encodes_sentence_marker_words_as_markers(moses: ElmoTokenizer
     assert words_of(moses, "a <S> b </S>") == ["a", "<", "S", ">", "b", "<", "/", "S", ">"]
 
 
-def test_literal_sentence_markers_option(tmp_path: Path) -> None:
-    literal = ElmoTokenizer(word_splitter="whitespace", literal_sentence_markers=True)
+def test_literal_sentence_markers_option(tmp_path: Path, tokenizer_class: type[ElmoTokenizer]) -> None:
+    literal = tokenizer_class(word_splitter="whitespace", literal_sentence_markers=True)
     rows = literal("<S> a </S>")["input_ids"]
     assert rows == [word_to_char_ids(word, literal_sentence_markers=True) for word in ("<S>", "a", "</S>")]
     assert rows[0] != bos_char_ids() and rows[2] != eos_char_ids()
     assert literal.decode(rows) == "<S> a </S>"
     literal.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "tokenizer_config.json").read_text())["literal_sentence_markers"] is True
-    assert ElmoTokenizer.from_pretrained(tmp_path)("<S>")["input_ids"] == rows[:1]
+    assert tokenizer_class.from_pretrained(tmp_path)("<S>")["input_ids"] == rows[:1]
     with pytest.raises(TypeError, match="literal_sentence_markers must be a bool"):
-        ElmoTokenizer(literal_sentence_markers="yes")  # type: ignore[arg-type]
+        tokenizer_class(literal_sentence_markers="yes")  # type: ignore[arg-type]
 
 
-def test_dictionary_mode_sentence_markers() -> None:
+def test_dictionary_mode_sentence_markers(tokenizer_class: type[ElmoTokenizer]) -> None:
     """ELMoForManyLangs treats the words `<bos>`/`<eos>` as its markers and `<S>`/`</S>` as ordinary words."""
     char_vocab = {"<bow>": 0, "<eow>": 1, "<oov>": 2, "<pad>": 3, "<bos>": 4, "<eos>": 5, "S": 6, "<": 7}
     ids = {char: char_id + 1 for char, char_id in char_vocab.items()}
     begin, end, pad = ids["<eow>"], ids["<bow>"], ids["<pad>"]
     for literal in (False, True):
-        tokenizer = ElmoTokenizer(
+        tokenizer = tokenizer_class(
             word_splitter="whitespace",
             max_characters_per_token=7,
             character_scheme="dictionary",
@@ -245,11 +253,11 @@ def test_unicode_words(moses: ElmoTokenizer) -> None:
     assert "שלום" in [word for word, _ in spans]
 
 
-def test_invalid_settings() -> None:
+def test_invalid_settings(tokenizer_class: type[ElmoTokenizer]) -> None:
     with pytest.raises(ValueError, match="word_splitter"):
-        ElmoTokenizer(word_splitter="spaces")
+        tokenizer_class(word_splitter="spaces")
     with pytest.raises(ValueError, match="right"):
-        ElmoTokenizer(padding_side="left")
+        tokenizer_class(padding_side="left")
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -455,8 +463,8 @@ def test_vocabulary_api(moses: ElmoTokenizer) -> None:
 
 
 @pytest.mark.parametrize("splitter", ["moses", "whitespace"])
-def test_save_load_round_trip(tmp_path: Path, splitter: str) -> None:
-    tokenizer = ElmoTokenizer(word_splitter=splitter, moses_language="de")
+def test_save_load_round_trip(tmp_path: Path, splitter: str, tokenizer_class: type[ElmoTokenizer]) -> None:
+    tokenizer = tokenizer_class(word_splitter=splitter, moses_language="de")
     tokenizer.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "ElmoTokenizer"
@@ -466,7 +474,7 @@ def test_save_load_round_trip(tmp_path: Path, splitter: str) -> None:
     assert config["pad_token"] == "<pad>"
     assert config["literal_sentence_markers"] is False
     assert not {"is_local", "local_files_only", "name_or_path", "tokenizer_file"} & set(config)
-    loaded = ElmoTokenizer.from_pretrained(tmp_path)
+    loaded = tokenizer_class.from_pretrained(tmp_path)
     assert (loaded.word_splitter, loaded.moses_language) == (splitter, "de")
     assert loaded.model_max_length == tokenizer.model_max_length
     assert loaded.pad_token_id == 0
