@@ -878,6 +878,16 @@ class ElmoModel(ElmoPreTrainedModel):
             hidden[:, :, :rows] = carried_hidden[:, :, :rows]
         return cell, hidden
 
+    @property
+    def carried_state(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The (L, 2, B, D) cells and (L, 2, B, P) hidden states carried to the next call, or None."""
+        return self._carried_state
+
+    def carry_state(self, cell: torch.Tensor, hidden: torch.Tensor) -> None:
+        """Carry these (L, 2, B, D) cells and (L, 2, B, P) hidden states to the next call (e.g. a saved
+        `carried_state` restored)."""
+        self._carry_state(cell, hidden)
+
     def _carry_state(self, final_cell: torch.Tensor, final_hidden: torch.Tensor) -> None:
         """Keep each row's final state for the next call; rows beyond this batch keep their older state."""
         final_cell, final_hidden = final_cell.detach(), final_hidden.detach()
