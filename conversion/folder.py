@@ -17,12 +17,11 @@ from typing import Any
 import h5py
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers.dynamic_module_utils import custom_object_save
-from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging as transformers_logging
 
 from modeling_elmo.configuration_elmo import ElmoConfig, ElmoError
 from modeling_elmo.modeling_elmo import (
+    AUTO_CLASSES,
     ElmoForBidirectionalLM,
     ElmoForSequenceClassification,
     ElmoForTokenClassification,
@@ -33,14 +32,8 @@ from modeling_elmo.tokenization_elmo import ElmoTokenizer
 WEIGHTS_NAME = "model.safetensors"
 #: Overrides the per-user cache folder (`cache_dir`).
 CACHE_VARIABLE = "MODELING_ELMO_CACHE"
-ELMO_EMBEDDINGS_TASK = "elmo-embeddings"  # registered by `modeling_elmo/__init__.py`
-#: The Auto class that loads each model with a head from a folder written by `save_with_remote_code` (`AutoModel`
-#: loads the biLM from any of them).
-HEAD_AUTO_CLASSES = {
-    ElmoForBidirectionalLM: "AutoModelForPreTraining",
-    ElmoForTokenClassification: "AutoModelForTokenClassification",
-    ElmoForSequenceClassification: "AutoModelForSequenceClassification",
-}
+#: The Auto class that loads each model with a head from its folder (`AutoModel` loads the biLM from any of them).
+HEAD_AUTO_CLASSES = {model_class: name for name, model_class in AUTO_CLASSES.items() if model_class is not ElmoModel}
 
 
 class ConversionError(ElmoError):
@@ -71,40 +64,14 @@ def save_with_remote_code(
     directory: Path,
     state_dict: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """`save_pretrained` both, with the `.py` files and `auto_map` that `trust_remote_code=True` needs (also for
-    the `elmo-embeddings` pipeline).
+    """`save_pretrained` both: every ELMo class saves the `.py` files, `auto_map` and `custom_pipelines` that
+    `trust_remote_code=True` needs (`ElmoPreTrainedModel.save_pretrained`), and the tokenizer its own.
     `state_dict={}` writes everything but the weights (for a model on the meta device whose weights are streamed).
-    A language model is saved with `folder_state_dict`'s names unless `state_dict` is given; it is registered for
-    `AutoModelForPreTraining` and a task head for its Auto class (`HEAD_AUTO_CLASSES`), while `AutoModel` keeps
-    loading the biLM (`ElmoModel`) from the same folder."""
-    type(model.config).register_for_auto_class()
-    auto_class = next((name for cls, name in HEAD_AUTO_CLASSES.items() if isinstance(model, cls)), "AutoModel")
-    type(model).register_for_auto_class(auto_class)
-    if auto_class != "AutoModel":
-        base = f"{ElmoModel.__module__.rsplit('.', 1)[-1]}.{ElmoModel.__name__}"
-        model.config.auto_map = {**(getattr(model.config, "auto_map", None) or {}), "AutoModel": base}
+    A language model is saved with `folder_state_dict`'s names unless `state_dict` is given."""
     if state_dict is None and isinstance(model, ElmoForBidirectionalLM):
         state_dict = folder_state_dict(model)
-    type(tokenizer).register_for_auto_class("AutoTokenizer")
-    model.config.custom_pipelines = _custom_pipelines()
     model.save_pretrained(directory, state_dict=state_dict)
     tokenizer.save_pretrained(directory)
-    custom_object_save(PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]["impl"], directory)
-
-
-def _custom_pipelines() -> dict[str, dict[str, Any]]:
-    """config.json's `custom_pipelines` for the `elmo-embeddings` pipeline, as `Pipeline.save_pretrained` writes
-    it: with it and the copied `pipeline_elmo.py`, `pipeline(model=folder, trust_remote_code=True)` finds the
-    pipeline without this package. The registry's default model (the package's own folder) is left out."""
-    task = PIPELINE_REGISTRY.supported_tasks[ELMO_EMBEDDINGS_TASK]
-    implementation = task["impl"]
-    return {
-        ELMO_EMBEDDINGS_TASK: {
-            **{key: value for key, value in task.items() if key != "default"},
-            "impl": f"{implementation.__module__.rsplit('.', 1)[-1]}.{implementation.__name__}",
-            "pt": [model_class.__name__ for model_class in task["pt"]],
-        }
-    }
 
 
 @contextmanager

@@ -87,12 +87,17 @@ def push_to_hub(
     folder = read_model_folder(model_dir)
     missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
     references = _references(getattr(folder.config, "auto_map", None) or {})
+    if not references:
+        missing.append("the remote code (config.json has no auto_map)")
     if not missing:
         references += _references(_json_object(model_dir / "tokenizer_config.json").get("auto_map") or {})
     code_files = sorted({reference.split(".")[0] + ".py" for reference in references})
     missing += [name for name in code_files if not (model_dir / name).is_file()]
     if missing:
-        raise PublishError(f"{model_dir} lacks {', '.join(missing)}: convert it again with `elmo convert`")
+        raise PublishError(
+            f"{model_dir} lacks {', '.join(missing)}: save it again with this package (`save_pretrained`, or "
+            "`elmo convert` for a converted model)"
+        )
     token = token or require_token()
     check_loads(folder)
     operations = [

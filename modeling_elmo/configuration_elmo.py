@@ -7,8 +7,6 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
-from .pipeline_elmo import register_token_classification_pipeline
-
 ACTIVATIONS = ("relu", "tanh")
 STATE_MODES = ("stateless", "stateful", "primed")
 CHARACTER_SCHEMES = ("utf8_bytes", "dictionary")
@@ -492,6 +490,20 @@ class ElmoConfig(PreTrainedConfig):
         )
         return {**extra.get("top", {}), "lstm": lstm, "char_cnn": char_cnn}
 
+    @classmethod
+    def register_for_auto_class(cls, auto_class: str = "AutoConfig") -> None:
+        """transformers' registration for `auto_class` (a saved config then carries its remote code), plus ELMo's
+        `token-classification` pipeline (`pipeline_elmo.register_token_classification_pipeline`).
+
+        Where this package is not installed, transformers calls this when it loads a folder's remote config
+        (`trust_remote_code=True`), and it picks a task's pipeline class right after loading the config, before
+        any other code of the folder runs: this is where a Hub user's `pipeline("token-classification")` learns
+        about ELMo. Importing this module registers nothing."""
+        super().register_for_auto_class(auto_class)
+        from .pipeline_elmo import register_token_classification_pipeline
+
+        register_token_classification_pipeline()
+
 
 def _require_int(name: str, value: Any, minimum: int) -> None:
     """Check that field `name` is an integer >= `minimum` and at most its limit in `LIMITS` (if it has one)."""
@@ -511,7 +523,3 @@ def _shown(value: Any, width: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= width else f"{text[: width - 5]}...{text[-2:]}"
 
-
-# transformers loads a model's config before it picks the pipeline class of a task, so importing the config (from this
-# package, or as a model folder's remote code) is where `pipeline("token-classification")` learns about ELMo.
-register_token_classification_pipeline()

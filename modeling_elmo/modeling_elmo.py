@@ -2,7 +2,9 @@
 
 The file follows the paper's data flow: characters → character CNN → highway → projection (the
 context-independent token vector) → a stack of bidirectional LSTM layers with projection and clipping →
-the L + 1 layers a downstream task mixes with `ElmoScalarMix`.
+the L + 1 layers a downstream task mixes with `ElmoScalarMix`; then the language model the biLM was trained as,
+and the task heads. The speed machinery (oneDNN products, packing, blocks of steps, the token cache) lives in
+`kernels_elmo.py`, each piece behind a small function with its plain PyTorch path.
 
 Shapes: B = batch, T = words, S = T + 2 (with the sentence boundaries), C = characters per word,
 E = character embedding size, F = character CNN width, P = projection size, D = LSTM cell size,
@@ -16,21 +18,30 @@ import math
 import os
 import pickle
 import re
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
-from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 from transformers.utils import ModelOutput, cached_file
 
 from .configuration_elmo import ElmoConfig, ElmoError
-from .tokenization_elmo import ElmoTokenizer
+from .kernels_elmo import GATE_BLOCK_ROWS as GATE_BLOCK_ROWS  # the gate-block size, re-exported for the tests
+from .kernels_elmo import (
+    TOKEN_CACHE_BUFFERS,
+    PackedSteps,
+    at_least_product_rows,
+    direction_products,
+    linear,
+    look_up_tokens,
+    step_input_contributions,
+    token_cache,
+)
 
 # The LSTM adds this to the forget gate's pre-activation (not stored in the weights, as in bilm-tf).
 FORGET_BIAS = 1.0
@@ -45,6 +56,23 @@ def sentence_marker_char_ids(config: ElmoConfig, device: torch.device) -> torch.
     ids[:, 1] = torch.tensor([config.begin_of_sentence_char_id, config.end_of_sentence_char_id], device=device)
     ids[:, 2] = config.end_of_word_char_id
     return ids
+
+
+def utf8_char_ids(words: Sequence[str], config: ElmoConfig) -> torch.Tensor:
+    """The (N, C) character ids of words in the `"utf8_bytes"` scheme, as `ElmoTokenizer()` gives them: begin-of-word,
+    the word's UTF-8 bytes + 1 (lone surrogates dropped, cut to C - 2 bytes), end-of-word, padding; the words `<S>`
+    and `</S>` are the sentence markers (`sentence_marker_char_ids`)."""
+    num_chars = config.max_characters_per_token
+    markers = dict(zip(("<S>", "</S>"), sentence_marker_char_ids(config, torch.device("cpu")).tolist(), strict=True))
+    rows = []
+    for word in words:
+        if word in markers:
+            rows.append(markers[word])
+            continue
+        data = word.encode("utf-8", "ignore")[: num_chars - 2]
+        row = [config.begin_of_word_char_id, *(byte + 1 for byte in data), config.end_of_word_char_id]
+        rows.append(row + [config.padding_char_id] * (num_chars - len(row)))
+    return torch.tensor(rows, dtype=torch.long).view(-1, num_chars)
 
 
 def add_sentence_boundaries(
@@ -71,71 +99,35 @@ def add_sentence_boundaries(
     return wrapped
 
 
-def _onednn_applies(weight: torch.Tensor) -> bool:
-    """oneDNN's matrix products with pre-packed weights serve float32 CPU inference: two to four times as fast
-    as the default BLAS for these shapes on the machines measured (`benchmarks/bench_inference.py`)."""
-    return (
-        weight.device.type == "cpu"
-        and weight.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        and not (torch.is_grad_enabled() and weight.requires_grad)
-    )
-
-
-def _onednn_linear(
-    cache: dict[str, tuple],
+def check_ids(
+    ids: torch.Tensor,
     name: str,
-    inputs: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    typical_rows: int = 256,
-) -> torch.Tensor:
-    """`inputs @ weight.T + bias` for (N, X) inputs and a (Y, X) weight (possibly a view of a parameter)
-    through oneDNN.
-
-    The weight is packed once for products of about `typical_rows` rows (a fixed hint, so results never depend
-    on earlier calls), kept in `cache[name]`, and packed again when the parameter is replaced or modified.
-    oneDNN compiles and keeps a kernel for every row count it sees (about 0.6 MB each), so the rows are padded
-    to one of a few sizes (`_padded_rows`): memory stays bounded however the batch shapes vary.
-    """
-    parameter = weight if weight._base is None else weight._base
-    entry = cache.get(name)
-    if entry is None or entry[0]() is not parameter or entry[1] != (parameter._version, weight.data_ptr()):
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), typical_rows)
-        entry = (weakref.ref(parameter), (parameter._version, weight.data_ptr()), packed)
-        cache[name] = entry
-    rows = inputs.shape[0]
-    padding = _padded_rows(rows) - rows
-    padded = nn.functional.pad(inputs, (0, 0, 0, padding)) if padding else inputs.contiguous()
-    bias = None if bias is None else bias.detach().contiguous()
-    return torch.ops.mkldnn._linear_pointwise(padded, entry[2], bias, "none", [], "")[:rows]
-
-
-def _padded_rows(rows: int) -> int:
-    """`rows` rounded up to a multiple of 8 up to 64, beyond that to 3 significant bits (at most 25% more, about
-    10% on average): a few dozen sizes cover every product the model makes."""
-    if rows <= 64:
-        return max(8, -(-rows // 8) * 8)
-    step = 1 << (rows.bit_length() - 3)
-    return -(-rows // step) * step
-
-
-#: Fewest rows of a plain (BLAS) matrix product. With fewer, the library takes small-matrix code paths whose
-#: rounding differs, so a sentence alone (batch 1) would get other vectors than in a batch.
-MIN_PRODUCT_ROWS = 16
-
-
-def _at_least_product_rows(inputs: torch.Tensor) -> torch.Tensor:
-    """`inputs` (..., n, X) with zero rows appended up to `MIN_PRODUCT_ROWS` (the caller keeps the first n
-    rows of the product): every row's product is then computed the same way whatever the batch."""
-    missing = MIN_PRODUCT_ROWS - inputs.shape[-2]
-    return nn.functional.pad(inputs, (0, 0, 0, missing)) if missing > 0 else inputs
+    shape: Sequence[int],
+    kind: str,
+    count: int,
+    where: torch.Tensor | None = None,
+    ignore_index: int | None = None,
+    layout: str | None = None,
+) -> None:
+    """Raise a `ValueError` naming `name` unless `ids` is an integer tensor of `shape` (described as `layout`, e.g.
+    `"(batch, words)"`) whose entries (where the bool mask `where` is true, other than `ignore_index`) are `kind` in
+    [0, count)."""
+    if not isinstance(ids, torch.Tensor) or tuple(ids.shape) != tuple(shape):
+        found = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+        expected = tuple(shape) if layout is None else f"{layout} = {tuple(shape)}"
+        raise ValueError(f"{name} must be a {expected} tensor of {kind}, got {found}")
+    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer {kind}, got dtype {ids.dtype}")
+    used = ids if where is None else ids[where]
+    used = used if ignore_index is None else used[used != ignore_index]
+    if used.numel() and (used.min() < 0 or used.max() >= count):
+        allowed = f"[0, {count - 1}]" + ("" if ignore_index is None else f" (or {ignore_index})")
+        raise ValueError(f"{name} must lie in {allowed}, got values in [{int(used.min())}, {int(used.max())}]")
 
 
 class ElmoLinear(nn.Linear):
     """`nn.Linear` that uses oneDNN's product in float32 CPU inference (same parameters, same results up to
-    float32 rounding)."""
+    float32 rounding; see `kernels_elmo.linear`)."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__(in_features, out_features)
@@ -143,12 +135,7 @@ class ElmoLinear(nn.Linear):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """(..., in_features) → (..., out_features)."""
-        if not _onednn_applies(self.weight) or inputs.numel() == 0:
-            return super().forward(inputs)
-        flat = _onednn_linear(
-            self._onednn_weights, "weight", inputs.reshape(-1, self.in_features), self.weight, self.bias
-        )
-        return flat.view(*inputs.shape[:-1], self.out_features)
+        return linear(self._onednn_weights, "weight", inputs, self.weight, self.bias)
 
 
 #: Words per character-CNN product (see `ElmoCharacterCNN.forward`).
@@ -189,10 +176,7 @@ class ElmoCharacterCNN(nn.Module):
             # (N, C - w + 1, E, w) windows, flattened like the (out, E, w) kernel.
             windows = embedded.unfold(1, width, 1).reshape(-1, embedding_dim * width)
             kernel = conv.weight.view(conv.out_channels, -1)
-            if _onednn_applies(kernel) and windows.numel():
-                responses = _onednn_linear(self._onednn_weights, str(index), windows, kernel, conv.bias)
-            else:
-                responses = nn.functional.linear(windows, kernel, conv.bias)
+            responses = linear(self._onednn_weights, str(index), windows, kernel, conv.bias)
             positions = num_chars - width + 1
             features.append(self.activation(responses.view(num_words, positions, conv.out_channels).amax(dim=1)))
         return torch.cat(features, dim=-1)
@@ -208,7 +192,7 @@ class ElmoHighwayLayer(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, F) → (N, F)."""
-        padded = _at_least_product_rows(features)
+        padded = at_least_product_rows(features)
         rows = features.shape[0]
         gate = torch.sigmoid(self.carry_gate(padded)[:rows])
         return gate * torch.relu(self.transform(padded)[:rows]) + (1 - gate) * features
@@ -240,32 +224,14 @@ class ElmoTokenEmbedder(nn.Module):
         return self.projection(features)
 
 
-#: Fewest rows (word positions of all running sentences) whose LSTM input contributions are computed together.
-GATE_BLOCK_ROWS = 512
-
-
-def _gate_block_rows(active_rows: Sequence[int]) -> int:
-    """Rows of the gate block that starts with the first of `active_rows` (the running sentences of the steps
-    from here on): whole steps, at least `GATE_BLOCK_ROWS` rows unless the sequence ends first."""
-    block = 0
-    for rows in active_rows:
-        block += rows
-        if block >= GATE_BLOCK_ROWS:
-            break
-    return block
-
-
 class ElmoLstmLayer(GradientCheckpointingLayer):
-    """One biLSTM layer: the forward and the backward LSTM with projection (LSTMP), computed together.
+    """One biLSTM layer: the forward and the backward LSTM with projection (LSTMP), computed together; `step` holds
+    the equations. The weights keep the original layout (y = x @ W), stacked over the two directions.
 
-    Per step, with the bilm-tf gate order i, j, f, o (j the candidate):
-    `c = clip(sigmoid(f + 1) * c + sigmoid(i) * tanh(j))`, `h = clip((sigmoid(o) * tanh(c)) W_P)`.
-    The weights keep the original layout (y = x @ W), stacked over the two directions.
-
-    The sequence arrives packed time-major (see `ElmoBiLstm`): the input contributions of the steps are
-    computed in blocks of at least `GATE_BLOCK_ROWS` rows (one large matrix product per block, while the gates
-    of a 5,000-word text at once would take 2 × 5,000 × 4D floats: 655 MB for the Original model), and each step
-    only computes the sentences still running.
+    The sequence arrives packed time-major (see `ElmoBiLstm`), and each step computes only the sentences still
+    running. The input contributions `x W_x + b` of many steps are computed at once, in blocks of steps
+    (`kernels_elmo.step_input_contributions`); the per-step products use oneDNN where it applies
+    (`kernels_elmo.direction_products`).
     """
 
     def __init__(self, config: ElmoConfig) -> None:
@@ -297,82 +263,71 @@ class ElmoLstmLayer(GradientCheckpointingLayer):
         """
         if inputs.shape[1] == 0:
             return inputs, cell, hidden
-        step_outputs, finished_cells, finished_hiddens, offset = [], [], [], 0
-        block_start = block_end = 0
-        for step, rows in enumerate(active_rows):
-            if rows < cell.shape[1]:
-                # The shortest sentences end here; their states are final.
+        step_outputs, finished_cells, finished_hiddens = [], [], []
+        input_parts = step_input_contributions(inputs, active_rows, self.input_contributions)
+        for rows, input_part in zip(active_rows, input_parts, strict=True):
+            if rows < cell.shape[1]:  # the shortest sentences end here: their states are final
                 finished_cells.append(cell[:, rows:])
                 finished_hiddens.append(hidden[:, rows:])
                 cell, hidden = cell[:, :rows], hidden[:, :rows]
-            if offset == block_end:
-                block_start, block_end = offset, offset + _gate_block_rows(active_rows[step:])
-                gate_inputs = self._input_gates(inputs[:, block_start:block_end])
-            gates = self._add_recurrent(gate_inputs, offset - block_start, hidden)
-            input_gate, candidate, forget_gate, output_gate = gates.chunk(4, dim=-1)
-            cell = torch.addcmul(torch.sigmoid(forget_gate) * cell, torch.sigmoid(input_gate), torch.tanh(candidate))
-            if self.cell_clip is not None:
-                cell = cell.clamp(-self.cell_clip, self.cell_clip)
-            hidden = self._project(torch.sigmoid(output_gate) * torch.tanh(cell))
-            if self.projection_clip is not None:
-                hidden = hidden.clamp(-self.projection_clip, self.projection_clip)
+            cell, hidden = self.step(input_part, cell, hidden)
             step_outputs.append(hidden)
-            offset += rows
         final_cell = torch.cat([cell, *reversed(finished_cells)], dim=1)
         final_hidden = torch.cat([hidden, *reversed(finished_hiddens)], dim=1)
         return torch.cat(step_outputs, dim=1), final_cell, final_hidden
 
-    def _input_gates(self, inputs: torch.Tensor) -> torch.Tensor:
-        """`inputs (2, n, P) @ input_weight + bias`, with the forget bias added: (2, n, 4D).
+    def step(
+        self, input_part: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step of both directions for the n sentences still running, with bilm-tf's gate order i, j, f, o
+        (j is the candidate cell):
+
+            i, j, f, o = x W_x + b + h W_h
+            c = clip(sigmoid(f + 1) * c + sigmoid(i) * tanh(j))
+            h = clip((sigmoid(o) * tanh(c)) W_P)
+
+        Args:
+            input_part: (2, n, 4D) this step's `x W_x + b` (`input_contributions`), where b holds the forget
+                gate's + 1 (`gate_bias`).
+            cell: (2, n, D) and hidden: (2, n, P), the states after the previous step.
+
+        Returns:
+            the new cell (2, n, D) and hidden state (2, n, P).
+        """
+        gates = direction_products(self._onednn_weights, "recurrent", hidden, self.recurrent_weight, input_part)
+        i, j, f, o = gates.chunk(4, dim=-1)
+        cell = torch.addcmul(torch.sigmoid(f) * cell, torch.sigmoid(i), torch.tanh(j))  # f holds the + 1 (gate_bias)
+        if self.cell_clip is not None:
+            cell = cell.clamp(-self.cell_clip, self.cell_clip)
+        hidden = direction_products(
+            self._onednn_weights, "projection", torch.sigmoid(o) * torch.tanh(cell), self.projection_weight
+        )
+        if self.projection_clip is not None:
+            hidden = hidden.clamp(-self.projection_clip, self.projection_clip)
+        return cell, hidden
+
+    def gate_bias(self) -> torch.Tensor:
+        """b with the forget gate's + 1 (`FORGET_BIAS`) added: (2, 4D). Added to b once, not to f at every step."""
+        input_bias, candidate_bias, forget_bias, output_bias = self.bias.chunk(4, dim=-1)
+        return torch.cat([input_bias, candidate_bias, forget_bias + FORGET_BIAS, output_bias], dim=-1)
+
+    def input_contributions(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`x W_x + b` (b from `gate_bias`) for the (2, n, P) inputs of several steps: (2, n, 4D).
 
         A plain product, unlike the per-step ones: keeping this weight packed for oneDNN as well would cost
         another copy of it (134 MB for the Original model) for a product that runs on many rows at once."""
-        four_cells = self.bias.shape[-1]
-        forget_bias = torch.zeros_like(self.bias)
-        forget_bias[:, four_cells // 2 : 3 * four_cells // 4] = FORGET_BIAS
-        bias = (self.bias + forget_bias)[:, None, :]
-        products = torch.baddbmm(bias, _at_least_product_rows(inputs), self.input_weight)
+        products = torch.baddbmm(self.gate_bias()[:, None, :], at_least_product_rows(inputs), self.input_weight)
         return products[:, : inputs.shape[1]]
-
-    def _add_recurrent(self, gate_inputs: torch.Tensor, offset: int, hidden: torch.Tensor) -> torch.Tensor:
-        """The gates (2, n, 4D) of one step: its rows of `gate_inputs` from `offset` on, plus
-        `hidden (2, n, P) @ recurrent_weight`."""
-        rows = hidden.shape[1]
-        if not _onednn_applies(self.recurrent_weight):
-            return torch.baddbmm(gate_inputs[:, offset : offset + rows], hidden, self.recurrent_weight)
-        gates = hidden.new_empty(2, rows, gate_inputs[0].shape[-1])
-        for d in range(2):
-            product = _onednn_linear(
-                self._onednn_weights, f"recurrent{d}", hidden[d], self.recurrent_weight[d].t(), typical_rows=32
-            )
-            torch.add(gate_inputs[d][offset : offset + rows], product, out=gates[d])
-        return gates
-
-    def _project(self, cell_output: torch.Tensor) -> torch.Tensor:
-        """`cell_output (2, n, D) @ projection_weight` → (2, n, P)."""
-        if not _onednn_applies(self.projection_weight):
-            return torch.bmm(cell_output, self.projection_weight)
-        return torch.stack(
-            [
-                _onednn_linear(
-                    self._onednn_weights,
-                    f"projection{d}",
-                    cell_output[d],
-                    self.projection_weight[d].t(),
-                    typical_rows=32,
-                )
-                for d in range(2)
-            ]
-        )
 
 
 class ElmoBiLstm(nn.Module):
     """The stacked biLSTM; from the second layer on, with skip connections, a layer's output is
     `lstm(x) + x` (the recurrence itself uses the LSTM's own hidden state).
 
-    Inside, sentences are sorted longest first and packed time-major (like `nn.utils.rnn.PackedSequence`):
-    step s holds the sentences longer than s, so no work is spent on padding. The backward direction reads
-    every sentence from its own end.
+    Inside, sentences are sorted longest first and packed time-major (`kernels_elmo.PackedSteps`, like
+    `nn.utils.rnn.PackedSequence`): step s holds the sentences longer than s, so no work is spent on padding. The
+    backward direction reads every sentence from its own end. Both the biLM (`ElmoModel`) and the language model
+    (`ElmoForBidirectionalLM`, with its dropout and packed windows) run it.
     """
 
     def __init__(self, config: ElmoConfig) -> None:
@@ -381,54 +336,46 @@ class ElmoBiLstm(nn.Module):
         self.use_skip_connections = config.use_skip_connections
 
     def forward(
-        self, token_vectors: torch.Tensor, step_mask: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        self,
+        token_vectors: torch.Tensor,
+        step_mask: torch.Tensor,
+        cell: torch.Tensor,
+        hidden: torch.Tensor,
+        backward_vectors: torch.Tensor | None = None,
+        dropout: nn.Module | None = None,
+        unpack: bool = True,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, PackedSteps]:
         """Args:
             token_vectors: (B, S, P).
             step_mask: (B, S) bool, true at real positions (a prefix of each row).
             cell: (L, 2, B, D) and hidden: (L, 2, B, P) initial states.
+            backward_vectors: (B, S, P) a token stream of the backward direction's own, read from the start of each
+                row (the language model's packed windows); by default it reads `token_vectors` from the end.
+            dropout: applied to every layer's input (the language model's); skip connections add the input itself.
+            unpack: return the layer outputs in sentence order; else packed, as the language model uses them.
 
         Returns:
-            the L layer outputs, each (B, S, 2P) = [forward; backward] in sentence order and zero at padding,
-            and the final states (L, 2, B, D), (L, 2, B, P).
+            the L layer outputs, each (B, S, 2P) = [forward; backward] at the positions each direction read and
+            zero at padding, or with `unpack=False` (2, N, P) packed time-major; the final states (L, 2, B, D),
+            (L, 2, B, P); and the packing (which batch position each packed row reads).
         """
-        batch_size, num_steps, projection_dim = token_vectors.shape
-        lengths = step_mask.sum(dim=1)
-        order = torch.argsort(lengths, descending=True, stable=True)
-        restore = torch.argsort(order)
-        sorted_mask = step_mask[order]
-        active_rows = sorted_mask.sum(dim=0).tolist()
-        # Time-major positions (step, sorted row) of every real token, and where each direction reads it.
-        steps, sorted_rows = sorted_mask.t().nonzero(as_tuple=True)
-        rows = order[sorted_rows]
-        forward_index = rows * num_steps + steps
-        backward_index = rows * num_steps + lengths[rows] - 1 - steps
-        flat_tokens = token_vectors.reshape(-1, projection_dim)
-        layer_input = torch.stack([flat_tokens[forward_index], flat_tokens[backward_index]])
-
-        layer_outputs, final_cells, final_hiddens = [], [], []
+        packing = PackedSteps.of(step_mask, backward_reversed=backward_vectors is None)
+        layer_input = packing.pack(token_vectors, backward_vectors)
+        outputs, final_cells, final_hiddens = [], [], []
         for index, layer in enumerate(self.layers):
             output, final_cell, final_hidden = layer(
-                layer_input, active_rows, cell[index][:, order], hidden[index][:, order]
+                layer_input if dropout is None else dropout(layer_input),
+                packing.active_rows,
+                cell[index][:, packing.order],
+                hidden[index][:, packing.order],
             )
             if self.use_skip_connections and index > 0:
                 output = output + layer_input
-            unpacked = output.new_zeros(batch_size * num_steps, 2, projection_dim)
-            unpacked[forward_index, 0] = output[0]
-            unpacked[backward_index, 1] = output[1]
-            layer_outputs.append(unpacked.view(batch_size, num_steps, 2 * projection_dim))
-            final_cells.append(final_cell[:, restore])
-            final_hiddens.append(final_hidden[:, restore])
+            outputs.append(packing.unpack(output) if unpack else output)
+            final_cells.append(final_cell[:, packing.restore])
+            final_hiddens.append(final_hidden[:, packing.restore])
             layer_input = output
-        return layer_outputs, torch.stack(final_cells), torch.stack(final_hiddens)
-
-
-def _row_keys(char_ids: torch.Tensor, multipliers: torch.Tensor, word_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """An int64 hash of each (N, C) character-id row and, for a model with a word embedding, its (N,) word id
-    (C + 1 multipliers, wrapping arithmetic); equal rows give equal keys, and the token cache confirms every match
-    on the full row and word id."""
-    keys = (char_ids * multipliers[: char_ids.shape[-1]]).sum(dim=-1)
-    return keys if word_ids is None else keys + word_ids * multipliers[-1]
+        return outputs, torch.stack(final_cells), torch.stack(final_hiddens), packing
 
 
 @dataclass
@@ -451,6 +398,9 @@ SAFETENSORS_WEIGHTS_NAME = "model.safetensors"
 #: The safetensors dtypes a weight may be stored in (loading casts it to the model's dtype).
 FLOAT_STORAGE_DTYPES = ("F16", "BF16", "F32", "F64")
 _HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+#: config.json's `custom_pipelines` in a folder saved with its remote code, as `Pipeline.save_pretrained` writes it:
+#: `pipeline(model=folder, trust_remote_code=True)` then builds the `elmo-embeddings` pipeline of `pipeline_elmo.py`.
+REMOTE_CODE_PIPELINES = {"elmo-embeddings": {"impl": "pipeline_elmo.ElmoEmbeddingsPipeline", "pt": ["AutoModel"]}}
 
 
 class ElmoWeightsError(ElmoError, OSError):
@@ -590,6 +540,19 @@ class ElmoPreTrainedModel(PreTrainedModel):
         if problems:
             raise ElmoWeightsError(f"{source} does not hold the tensors of {cls.__name__}: {'; '.join(problems)}")
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, with the remote code where the class is registered for an Auto class
+        (`register_for_auto_class`: `import modeling_elmo` does it, and so does loading with `trust_remote_code=True`):
+        transformers copies the `.py` files, config.json's `auto_map` names `ElmoConfig` and every model class of
+        `AUTO_CLASSES` (a biLM's folder builds a task head, a head's folder the biLM), and its `custom_pipelines`
+        the `elmo-embeddings` pipeline. Also what `push_to_hub` uploads."""
+        if self._auto_class is not None:
+            classes = {"AutoConfig": type(self.config), **AUTO_CLASSES}
+            auto_map = {name: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for name, cls in classes.items()}
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **auto_map}
+            self.config.custom_pipelines = copy.deepcopy(REMOTE_CODE_PIPELINES)
+        super().save_pretrained(save_directory, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Initialisation for training from scratch, after bilm-tf (loaded weights are never touched)."""
@@ -679,7 +642,7 @@ class ElmoModel(ElmoPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        word_mask = self._word_mask(input_ids, attention_mask)
+        word_mask = self.word_mask(input_ids, attention_mask)
         self._check_word_ids(word_ids, word_mask)
         lengths = word_mask.sum(dim=1)
         char_ids = add_sentence_boundaries(
@@ -691,10 +654,10 @@ class ElmoModel(ElmoPreTrainedModel):
         step_mask = torch.arange(char_ids.shape[1], device=char_ids.device)[None, :] < (lengths[:, None] + 2)
 
         token_vectors = self.embed_tokens(char_ids, step_mask, word_ids)
-        cell, hidden = self._initial_state(input_ids.shape[0], token_vectors)
-        lstm_layers, final_cell, final_hidden = self.bilstm(token_vectors, step_mask, cell, hidden)
+        cell, hidden = self.initial_state(input_ids.shape[0], token_vectors)
+        lstm_layers, final_cell, final_hidden, _ = self.bilstm(token_vectors, step_mask, cell, hidden)
         if self.config.state_mode == "stateful":
-            self._carry_state(final_cell, final_hidden)
+            self.carry_state(final_cell, final_hidden)
 
         layers = [torch.cat([token_vectors, token_vectors], dim=-1), *lstm_layers]
         keep = word_mask[..., None]
@@ -712,14 +675,14 @@ class ElmoModel(ElmoPreTrainedModel):
         (`cache_token_embeddings`) are looked up."""
         flat_mask = mask.reshape(-1)
         flat_word_ids = None if word_ids is None else word_ids.reshape(-1)[flat_mask]
-        selected = self._cached_or_computed(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask], flat_word_ids)
+        selected = self.token_vectors(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask], flat_word_ids)
         token_vectors = selected.new_zeros(flat_mask.shape[0], selected.shape[-1])
         token_vectors[flat_mask] = selected
         return token_vectors.view(*mask.shape, selected.shape[-1])
 
     @torch.no_grad()
     def cache_token_embeddings(
-        self, words: Iterable[str], tokenizer: ElmoTokenizer | None = None, batch_size: int = 4096
+        self, words: Iterable[str], tokenizer: PreTrainedTokenizerBase | None = None, batch_size: int = 4096
     ) -> None:
         """Precompute the token vectors (layer 0) of a vocabulary, so that these words skip the character
         CNN, highway and projection; other words still go through them. Results equal the uncached path up to
@@ -727,83 +690,56 @@ class ElmoModel(ElmoPreTrainedModel):
 
         Args:
             words: the vocabulary (duplicates are fine). The sentence markers are always cached.
-            tokenizer: the `ElmoTokenizer` whose ids the model receives (default: UTF-8 bytes; required for a
-                model with character_scheme `"dictionary"`).
+            tokenizer: the `ElmoTokenizer` whose ids the model receives (default: UTF-8 bytes as `ElmoTokenizer()`
+                encodes them, `utf8_char_ids`; required for a model with character_scheme `"dictionary"`).
             batch_size: words per forward pass while filling the cache.
 
         With a word embedding, a token vector depends on the word id too: each cache entry is a (character-id
         row, word id) pair, so a word is found only with the id the tokenizer gives it.
 
-        The cache lives in non-persistent buffers: it follows `.to(device/dtype)` but is not saved. It is
-        bypassed while gradients flow into the token embedder (fine-tuning); call it again after training.
+        The cache lives in non-persistent buffers (`kernels_elmo.token_cache`): it follows `.to(device/dtype)` but
+        is not saved. It is bypassed while gradients flow into the token embedder (fine-tuning); call it again
+        after training.
         """
         config = self.config
-        num_chars = config.max_characters_per_token
-        if tokenizer is None:
-            if config.character_scheme != "utf8_bytes":
-                raise ValueError(
-                    f"cache_token_embeddings needs the model's tokenizer (character_scheme {config.character_scheme!r})"
-                )
-            tokenizer = ElmoTokenizer(max_characters_per_token=num_chars)
+        if tokenizer is None and config.character_scheme != "utf8_bytes":
+            raise ValueError(
+                f"cache_token_embeddings needs the model's tokenizer (character_scheme {config.character_scheme!r})"
+            )
         device = self.primed_cell_state.device
         words = list(words)
-        word_char_ids = torch.tensor(tokenizer.convert_tokens_to_ids(words), dtype=torch.long, device=device)
-        char_ids = torch.cat([sentence_marker_char_ids(config, device), word_char_ids.view(-1, num_chars)])
-        word_ids = None
-        if self.token_embedder.word_embedding is None:
-            char_ids = torch.unique(char_ids, dim=0)
+        if tokenizer is None:
+            word_char_ids = utf8_char_ids(words, config)
         else:
+            word_char_ids = torch.tensor(tokenizer.convert_tokens_to_ids(words), dtype=torch.long)
+        word_char_ids = word_char_ids.to(device).view(-1, config.max_characters_per_token)
+        char_ids = torch.cat([sentence_marker_char_ids(config, device), word_char_ids])
+        word_ids = None
+        if self.token_embedder.word_embedding is not None:
             markers = [config.begin_of_sentence_word_id, config.end_of_sentence_word_id]
             word_ids = torch.tensor(markers + tokenizer.convert_tokens_to_word_ids(words), device=device)
-            entries = torch.unique(torch.cat([char_ids, word_ids[:, None]], dim=1), dim=0)
-            char_ids, word_ids = entries[:, :-1], entries[:, -1]
-        char_chunks = char_ids.split(batch_size)
-        word_chunks = [None] * len(char_chunks) if word_ids is None else word_ids.split(batch_size)
-        vectors = torch.cat(
-            [self.token_embedder(chunk, word_chunk) for chunk, word_chunk in zip(char_chunks, word_chunks, strict=True)]
-        )
-        multipliers = torch.randint(
-            -(2**62), 2**62, (num_chars + 1,), generator=torch.Generator().manual_seed(0), dtype=torch.long
-        ).to(device)
-        keys, order = torch.sort(_row_keys(char_ids, multipliers, word_ids))
-        self.register_buffer("token_cache_multipliers", multipliers, persistent=False)
-        self.register_buffer("token_cache_keys", keys, persistent=False)
-        self.register_buffer("token_cache_char_ids", char_ids[order], persistent=False)
-        if word_ids is not None:
-            self.register_buffer("token_cache_word_ids", word_ids[order], persistent=False)
-        self.register_buffer("token_cache_vectors", vectors[order], persistent=False)
+        for name, tensor in token_cache(char_ids, word_ids, self.token_embedder, batch_size).items():
+            self.register_buffer(name, tensor, persistent=False)
 
     def clear_token_cache(self) -> None:
         """Drop the token cache built by `cache_token_embeddings`."""
-        for name in (
-            "token_cache_multipliers",
-            "token_cache_keys",
-            "token_cache_char_ids",
-            "token_cache_word_ids",
-            "token_cache_vectors",
-        ):
+        for name in TOKEN_CACHE_BUFFERS:
             self._buffers.pop(name, None)
 
-    def _cached_or_computed(self, char_ids: torch.Tensor, word_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, C) character ids (and (N,) word ids with a word embedding) → (N, P) token vectors, from the token
-        cache where possible."""
+    def token_vectors(self, char_ids: torch.Tensor, word_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C) character ids (and (N,) word ids with a word embedding) → (N, P) token vectors: the token
+        embedder's, looked up in the token cache (`cache_token_embeddings`) where it has them."""
         fine_tuning = torch.is_grad_enabled() and self.token_embedder.projection.weight.requires_grad
         if "token_cache_keys" not in self._buffers or fine_tuning or char_ids.shape[0] == 0:
             return self.token_embedder(char_ids, word_ids)
-        keys = _row_keys(char_ids, self.token_cache_multipliers, word_ids)
-        slots = torch.searchsorted(self.token_cache_keys, keys).clamp(max=self.token_cache_keys.shape[0] - 1)
-        hits = (self.token_cache_keys[slots] == keys) & (self.token_cache_char_ids[slots] == char_ids).all(dim=-1)
-        if word_ids is not None:
-            hits &= self.token_cache_word_ids[slots] == word_ids
-        vectors = self.token_cache_vectors.new_empty(char_ids.shape[0], self.token_cache_vectors.shape[-1])
-        vectors[hits] = self.token_cache_vectors[slots[hits]]
-        misses = ~hits
+        vectors, cached = look_up_tokens(self._buffers, char_ids, word_ids)
+        misses = ~cached
         if misses.any():
             missed_word_ids = None if word_ids is None else word_ids[misses]
             vectors[misses] = self.token_embedder(char_ids[misses], missed_word_ids).to(vectors.dtype)
         return vectors
 
-    def _word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Check the inputs and return the (B, T) bool word mask (a prefix of every row)."""
         config = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 3:
@@ -817,13 +753,7 @@ class ElmoModel(ElmoPreTrainedModel):
                 f"input_ids has {input_ids.shape[-1]} characters per word, the model expects "
                 f"max_characters_per_token = {config.max_characters_per_token}"
             )
-        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise ValueError(f"input_ids must hold integer character ids, got dtype {input_ids.dtype}")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= config.num_characters):
-            raise ValueError(
-                f"input_ids must lie in [0, {config.num_characters - 1}], got values in "
-                f"[{int(input_ids.min())}, {int(input_ids.max())}]"
-            )
+        check_ids(input_ids, "input_ids", input_ids.shape, "character ids", config.num_characters)
         if attention_mask is None:
             word_mask = (input_ids != 0).any(dim=-1)
         else:
@@ -850,19 +780,10 @@ class ElmoModel(ElmoPreTrainedModel):
                 f"this model concatenates a word embedding (word_embedding_dim = {config.word_embedding_dim}): "
                 "pass the word_ids its ElmoTokenizer returns"
             )
-        if not isinstance(word_ids, torch.Tensor) or tuple(word_ids.shape) != tuple(word_mask.shape):
-            shape = tuple(word_ids.shape) if isinstance(word_ids, torch.Tensor) else type(word_ids).__name__
-            raise ValueError(f"word_ids must be a (batch, words) = {tuple(word_mask.shape)} tensor, got {shape}")
-        if word_ids.dtype.is_floating_point or word_ids.dtype == torch.bool:
-            raise ValueError(f"word_ids must hold integer word ids, got dtype {word_ids.dtype}")
-        used = word_ids[word_mask]
-        if used.numel() and (used.min() < 0 or used.max() >= config.word_vocab_size):
-            raise ValueError(
-                f"word_ids must lie in [0, {config.word_vocab_size - 1}], got values in "
-                f"[{int(used.min())}, {int(used.max())}]"
-            )
+        vocab_size = config.word_vocab_size
+        check_ids(word_ids, "word_ids", word_mask.shape, "word ids", vocab_size, word_mask, layout="(batch, words)")
 
-    def _initial_state(self, batch_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def initial_state(self, batch_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Initial (L, 2, B, D) cells and (L, 2, B, P) hidden states for the configured state mode."""
         mode = self.config.state_mode
         if mode == "primed":
@@ -883,13 +804,9 @@ class ElmoModel(ElmoPreTrainedModel):
         """The (L, 2, B, D) cells and (L, 2, B, P) hidden states carried to the next call, or None."""
         return self._carried_state
 
-    def carry_state(self, cell: torch.Tensor, hidden: torch.Tensor) -> None:
-        """Carry these (L, 2, B, D) cells and (L, 2, B, P) hidden states to the next call (e.g. a saved
-        `carried_state` restored)."""
-        self._carry_state(cell, hidden)
-
-    def _carry_state(self, final_cell: torch.Tensor, final_hidden: torch.Tensor) -> None:
-        """Keep each row's final state for the next call; rows beyond this batch keep their older state."""
+    def carry_state(self, final_cell: torch.Tensor, final_hidden: torch.Tensor) -> None:
+        """Carry (L, 2, B, D) cells and (L, 2, B, P) hidden states to the next call, detached: a call's final states, or
+        a saved `carried_state` restored. Rows beyond this batch keep their older state."""
         final_cell, final_hidden = final_cell.detach(), final_hidden.detach()
         if self._carried_state is not None and self._carried_state[0].shape[2] > final_cell.shape[2]:
             rows = final_cell.shape[2]
@@ -1173,22 +1090,27 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
         if labels is None:
             raise ValueError("ElmoForBidirectionalLM needs labels: the vocabulary ids of the input words")
         if backward_input_ids is None:
-            vectors, backward_vectors, targets, backward_targets, steps = self._sentence_inputs(
+            vectors, backward_vectors, targets, backward_targets, step_mask = self._sentence_inputs(
                 input_ids, attention_mask, labels
             )
             carry = self.config.state_mode == "stateful"
-            cell, hidden = self.elmo._initial_state(input_ids.shape[0], vectors)
+            cell, hidden = self.elmo.initial_state(input_ids.shape[0], vectors)
         else:
-            vectors, backward_vectors, targets, backward_targets, steps = self._window_inputs(
+            vectors, backward_vectors, targets, backward_targets, step_mask = self._window_inputs(
                 input_ids, attention_mask, labels, backward_input_ids, backward_labels
             )
             carry = True
             cell, hidden = self._stream_state(input_ids.shape[0], vectors)
-        top, flat_index, final_cell, final_hidden = self._run_bilstm(vectors, backward_vectors, steps, cell, hidden)
+        outputs, final_cell, final_hidden, packing = self.elmo.bilstm(
+            vectors, step_mask, cell, hidden, backward_vectors, dropout=self.dropout, unpack=False
+        )
+        top = self.dropout(outputs[-1])
         if carry:
-            self.elmo._carry_state(final_cell, final_hidden)
+            self.elmo.carry_state(final_cell, final_hidden)
 
-        all_targets = torch.stack([targets.reshape(-1)[flat_index], backward_targets.reshape(-1)[flat_index]])
+        # Each packed row's target: the word after it in its direction's reading order.
+        reading_order = packing.forward_index
+        all_targets = torch.stack([targets.reshape(-1)[reading_order], backward_targets.reshape(-1)[reading_order]])
         keep = all_targets != LM_IGNORE_INDEX
         num_targets = keep.sum(dim=1)
         losses = self._word_losses(top[keep], all_targets[keep])
@@ -1202,28 +1124,15 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
             loss=loss, forward_loss=forward_loss, backward_loss=backward_loss, num_targets=num_targets
         )
 
-    def _check_labels(self, labels: torch.Tensor, shape: tuple[int, ...], keep: torch.Tensor, name: str) -> None:
-        """Check a (B, T) tensor of word ids: the expected shape, integers, ids of the vocabulary or -100."""
-        if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != shape:
-            found = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-            raise ValueError(f"{name} must be a {shape} tensor of word ids, got {found}")
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-            raise ValueError(f"{name} must hold integer word ids, got dtype {labels.dtype}")
-        used = labels[keep & (labels != LM_IGNORE_INDEX)]
-        if used.numel() and (used.min() < 0 or used.max() >= self.config.lm_vocab_size):
-            raise ValueError(
-                f"{name} must lie in [0, {self.config.lm_vocab_size - 1}] (or be {LM_IGNORE_INDEX}), got values in "
-                f"[{int(used.min())}, {int(used.max())}]"
-            )
-
     def _sentence_inputs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Both directions' token vectors (B, S, P) and targets (B, S) in their own reading order, S = n + 2 steps
-        per sentence (`<S> w_1 … w_n </S>` forward, its reverse backward); the last step predicts nothing."""
+    ) -> tuple[torch.Tensor, None, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The (B, S, P) token vectors of `<S> w_1 … w_n </S>` (S = n + 2 steps; the backward direction reads them
+        from the end: no vectors of its own), both directions' targets (B, S) in their own reading order (the last
+        step predicts nothing), and the (B, S) step mask."""
         config = self.config
-        word_mask = self.elmo._word_mask(input_ids, attention_mask)
-        self._check_labels(labels, tuple(word_mask.shape), word_mask, "labels")
+        word_mask = self.elmo.word_mask(input_ids, attention_mask)
+        check_ids(labels, "labels", word_mask.shape, "word ids", config.lm_vocab_size, word_mask, LM_IGNORE_INDEX)
         lengths = word_mask.sum(dim=1)
         steps = lengths + 2
         num_steps = int(steps.max()) if steps.numel() else 2
@@ -1236,13 +1145,12 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
         step_mask = positions[None, :] < steps[:, None]
         vectors = self._token_vectors(char_ids, step_mask)
         reverse = (steps[:, None] - 1 - positions[None, :]).clamp(min=0)
-        backward_vectors = vectors.gather(1, reverse[..., None].expand(-1, -1, vectors.shape[-1]))
         last = positions[None, :] >= steps[:, None] - 1
 
         def shifted(ids: torch.Tensor) -> torch.Tensor:
             return torch.cat([ids[:, 1:], ids[:, :1]], dim=1).masked_fill(last, LM_IGNORE_INDEX)
 
-        return vectors, backward_vectors, shifted(word_ids), shifted(word_ids.gather(1, reverse)), steps
+        return vectors, None, shifted(word_ids), shifted(word_ids.gather(1, reverse)), step_mask
 
     def _window_inputs(
         self,
@@ -1252,7 +1160,8 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
         backward_input_ids: torch.Tensor,
         backward_labels: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Both directions' token vectors (B, T, P) and targets (B, T) of packed windows of T + 1 tokens."""
+        """Both directions' token vectors (B, T, P) and targets (B, T) of packed windows of T + 1 tokens, and the
+        (B, T) step mask (all true)."""
         if attention_mask is not None:
             raise ValueError("packed windows (backward_input_ids given) are full: pass no attention_mask")
         if backward_labels is None:
@@ -1262,71 +1171,32 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
             raise ValueError(f"backward_input_ids must be shaped like input_ids {tuple(input_ids.shape)}, got {found}")
         if input_ids.dim() != 3 or input_ids.shape[1] < 2:
             raise ValueError(f"packed windows must be (batch, T + 1 >= 2, characters), got {tuple(input_ids.shape)}")
-        batch_size, num_steps = input_ids.shape[0], input_ids.shape[1] - 1
+        batch_size = input_ids.shape[0]
         char_ids = torch.cat([input_ids[:, :-1], backward_input_ids[:, :-1]]).long()
         full = torch.ones(char_ids.shape[:2], dtype=torch.bool, device=char_ids.device)
-        self.elmo._word_mask(char_ids, full)  # checks the character ids
-        every_token = torch.ones(input_ids.shape[:2], dtype=torch.bool, device=char_ids.device)
+        self.elmo.word_mask(char_ids, full)  # checks the character ids
         for name, ids in (("labels", labels), ("backward_labels", backward_labels)):
-            self._check_labels(ids, tuple(input_ids.shape[:2]), every_token, name)
+            check_ids(ids, name, input_ids.shape[:2], "word ids", self.config.lm_vocab_size, None, LM_IGNORE_INDEX)
         vectors, backward_vectors = self._token_vectors(char_ids, full).split(batch_size)
-        steps = torch.full((batch_size,), num_steps, dtype=torch.long, device=char_ids.device)
-        return vectors, backward_vectors, labels[:, 1:].long(), backward_labels[:, 1:].long(), steps
+        return vectors, backward_vectors, labels[:, 1:].long(), backward_labels[:, 1:].long(), full[:batch_size]
 
     def _token_vectors(self, char_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, S, P) token vectors of the (B, S, C) character ids where `mask` is true, zero elsewhere. Each distinct
         word of the batch goes through the character CNN once: most words of a batch recur (frequent words, and the
         backward windows hold the forward windows' words), and the CNN costs about as much as the biLSTM."""
         distinct, inverse = torch.unique(char_ids[mask], dim=0, return_inverse=True)
-        selected = self.elmo._cached_or_computed(distinct)[inverse]
+        selected = self.elmo.token_vectors(distinct)[inverse]
         vectors = selected.new_zeros(*mask.shape, selected.shape[-1])
         vectors[mask] = selected
         return vectors
 
     def _stream_state(self, batch_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The carried state of the packed streams, or the configured initial state for new streams."""
-        carried = self.elmo._carried_state
+        carried = self.elmo.carried_state
         if carried is not None and carried[0].shape[2] == batch_size:
             return carried[0].to(like.dtype), carried[1].to(like.dtype)
         self.elmo.reset_states()
-        return self.elmo._initial_state(batch_size, like)
-
-    def _run_bilstm(
-        self,
-        vectors: torch.Tensor,
-        backward_vectors: torch.Tensor,
-        steps: torch.Tensor,
-        cell: torch.Tensor,
-        hidden: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the biLSTM with the language model's dropout, each direction over its own (B, S, P) token vectors
-        (left-aligned, `steps` per row), from the (L, 2, B, D) / (L, 2, B, P) initial state.
-
-        Returns:
-            the top layer's outputs (2, N, P) packed time-major over the real steps, the index of each packed
-            position in the flattened (B * S) inputs, and the final cell and hidden states.
-        """
-        num_steps, projection_dim = vectors.shape[1:]
-        order = torch.argsort(steps, descending=True, stable=True)
-        restore = torch.argsort(order)
-        sorted_mask = torch.arange(num_steps, device=steps.device)[None, :] < steps[order][:, None]
-        active_rows = sorted_mask.sum(dim=0).tolist()
-        step_index, sorted_rows = sorted_mask.t().nonzero(as_tuple=True)
-        flat_index = order[sorted_rows] * num_steps + step_index
-        layer_input = torch.stack(
-            [vectors.reshape(-1, projection_dim)[flat_index], backward_vectors.reshape(-1, projection_dim)[flat_index]]
-        )
-        final_cells, final_hiddens = [], []
-        for index, layer in enumerate(self.elmo.bilstm.layers):
-            output, final_cell, final_hidden = layer(
-                self.dropout(layer_input), active_rows, cell[index][:, order], hidden[index][:, order]
-            )
-            if self.config.use_skip_connections and index > 0:
-                output = output + layer_input
-            final_cells.append(final_cell[:, restore])
-            final_hiddens.append(final_hidden[:, restore])
-            layer_input = output
-        return self.dropout(layer_input), flat_index, torch.stack(final_cells), torch.stack(final_hiddens)
+        return self.elmo.initial_state(batch_size, like)
 
     def _word_losses(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-target negative log-likelihoods: sampled while training with `lm_num_sampled`, full otherwise."""
@@ -1513,7 +1383,7 @@ class ElmoTaskModel(ElmoPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        word_mask = self.elmo._word_mask(input_ids, attention_mask)
+        word_mask = self.elmo.word_mask(input_ids, attention_mask)
         fine_tuning = any(parameter.requires_grad for parameter in self.elmo.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and fine_tuning):
             layers = self.elmo(
@@ -1552,20 +1422,6 @@ class ElmoTaskModel(ElmoPreTrainedModel):
         """The scalar mix's `λ ‖s‖²` (`config.scalar_mix_regularization`)."""
         return self.scalar_mix.regularization_loss(self.config.scalar_mix_regularization)
 
-    def _check_class_ids(self, labels: torch.Tensor, mask: torch.Tensor, ignore_index: int | None = None) -> None:
-        """Check integer class labels shaped like the bool `mask`, in [0, num_labels) where `mask` is true (and the
-        label is not `ignore_index`)."""
-        shape = tuple(mask.shape)
-        if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != shape:
-            found = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-            raise ValueError(f"labels must be a {shape} tensor of label ids, got {found}")
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-            raise ValueError(f"labels must hold integer label ids, got dtype {labels.dtype}")
-        values = labels[mask if ignore_index is None else mask & (labels != ignore_index)]
-        if values.numel() and (values.min() < 0 or values.max() >= self.num_labels):
-            allowed = f"[0, {self.num_labels - 1}]" + ("" if ignore_index is None else f" (or {ignore_index})")
-            raise ValueError(f"labels must lie in {allowed}, got values in [{int(values.min())}, {int(values.max())}]")
-
 
 class ElmoForTokenClassification(ElmoTaskModel):
     """ELMo for labelling every word (tagging, NER): biLM → scalar mix → task encoder → linear classifier per word.
@@ -1590,7 +1446,7 @@ class ElmoForTokenClassification(ElmoTaskModel):
         loss = None
         if labels is not None:
             word_mask = word_mask.bool()
-            self._check_class_ids(labels, word_mask, ignore_index=TOKEN_IGNORE_INDEX)
+            check_ids(labels, "labels", word_mask.shape, "label ids", self.num_labels, word_mask, TOKEN_IGNORE_INDEX)
             labels = labels.long().masked_fill(~word_mask, TOKEN_IGNORE_INDEX)
             total = nn.functional.cross_entropy(
                 logits.flatten(0, 1).float(), labels.flatten(), ignore_index=TOKEN_IGNORE_INDEX, reduction="sum"
@@ -1643,7 +1499,7 @@ class ElmoForSequenceClassification(ElmoTaskModel):
                 problem_type = "single_label_classification" if integer else "multi_label_classification"
         batch_size, logits = logits.shape[0], logits.float()
         if problem_type == "single_label_classification":
-            self._check_class_ids(labels, torch.ones(batch_size, dtype=torch.bool, device=logits.device))
+            check_ids(labels, "labels", (batch_size,), "label ids", self.num_labels)
             return nn.functional.cross_entropy(logits, labels.long())
         expected = [(batch_size, self.num_labels)]
         if problem_type == "regression" and self.num_labels == 1:
@@ -1653,3 +1509,13 @@ class ElmoForSequenceClassification(ElmoTaskModel):
         if problem_type == "regression":
             return nn.functional.mse_loss(logits.view(labels.shape), labels.float())
         return nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+
+
+#: The Auto class of each model class: `import modeling_elmo` registers them, and the `auto_map` of every folder an
+#: ELMo class saves names them all (`ElmoPreTrainedModel.save_pretrained`).
+AUTO_CLASSES = {
+    "AutoModel": ElmoModel,
+    "AutoModelForPreTraining": ElmoForBidirectionalLM,
+    "AutoModelForTokenClassification": ElmoForTokenClassification,
+    "AutoModelForSequenceClassification": ElmoForSequenceClassification,
+}

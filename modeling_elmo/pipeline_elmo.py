@@ -344,8 +344,9 @@ def register_token_classification_pipeline() -> None:
     config.json; the latter demands `trust_remote_code=True` even where this package is installed. So the registry
     entry of the task is pointed at this class instead, keeping its model classes and default model: the plain
     `pipeline("token-classification", model=folder)` works, and every other model still gets transformers' own
-    pipeline (see `ElmoTokenClassificationPipeline.__new__`). `configuration_elmo` calls this on import, since
-    transformers loads the config, and so the folder's own copy of this code, before it picks the pipeline class.
+    pipeline (see `ElmoTokenClassificationPipeline.__new__`). Called where the pipelines are registered: by
+    `import modeling_elmo`, and without the package by `ElmoConfig.register_for_auto_class`, which transformers
+    calls when it loads a folder's remote config, before it picks the pipeline class.
     """
     entry = PIPELINE_REGISTRY.supported_tasks[TOKEN_CLASSIFICATION_TASK]
     PIPELINE_REGISTRY.supported_tasks[TOKEN_CLASSIFICATION_TASK] = {**entry, "impl": ElmoTokenClassificationPipeline}

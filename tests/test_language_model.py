@@ -14,7 +14,7 @@ from transformers import AutoModel, AutoModelForPreTraining
 
 from modeling_elmo import ElmoConfig, ElmoForBidirectionalLM, ElmoModel, ElmoTokenizer
 from modeling_elmo.cli import main as elmo_main
-from modeling_elmo.conversion.original import save_with_remote_code
+from modeling_elmo.conversion.folder import save_with_remote_code
 from modeling_elmo.modeling_elmo import (
     ElmoSoftmax,
     add_sentence_boundaries,
@@ -73,7 +73,7 @@ def reference_top_layer(model: ElmoForBidirectionalLM, words: list[str]) -> np.n
     cell = torch.zeros(config.num_lstm_layers, 2, 1, config.lstm_cell_dim)
     hidden = torch.zeros(config.num_lstm_layers, 2, 1, config.projection_dim)
     with torch.no_grad():
-        layers, _, _ = model.elmo.bilstm(model.elmo.embed_tokens(char_ids, mask), mask, cell, hidden)
+        layers, *_ = model.elmo.bilstm(model.elmo.embed_tokens(char_ids, mask), mask, cell, hidden)
     return layers[-1][0].double().numpy()
 
 

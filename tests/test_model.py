@@ -399,10 +399,23 @@ def test_outputs_do_not_depend_on_earlier_calls(tokenizer):
 
 
 def test_product_row_padding_is_bounded_in_sizes_and_waste():
-    from modeling_elmo.modeling_elmo import _padded_rows
+    from modeling_elmo.kernels_elmo import padded_rows
 
-    sizes = {_padded_rows(rows) for rows in range(1, 200_001)}
+    sizes = {padded_rows(rows) for rows in range(1, 200_001)}
     assert len(sizes) <= 8 + 4 * 12  # 8 sizes up to 64, then 4 per doubling
     for rows in range(1, 200_001):
-        padded = _padded_rows(rows)
+        padded = padded_rows(rows)
         assert rows <= padded and (padded - rows < 8 if rows <= 64 else padded <= rows * 1.25)
+
+
+def test_cache_without_a_tokenizer_encodes_words_as_the_default_tokenizer(tokenizer):
+    from modeling_elmo.modeling_elmo import utf8_char_ids
+
+    words = ["The", "<S>", "</S>", "Émile", "😀", "tab\tx", "", "x" * 80, "\ud800lone"]
+    assert utf8_char_ids(words, small_config()).tolist() == tokenizer.convert_tokens_to_ids(words)
+    assert utf8_char_ids([], small_config()).shape == (0, 50)
+    with_tokenizer, without = make_model(), make_model()
+    with_tokenizer.cache_token_embeddings(words, tokenizer=tokenizer)
+    without.cache_token_embeddings(words)
+    for name in ("token_cache_keys", "token_cache_char_ids", "token_cache_vectors"):
+        assert torch.equal(getattr(with_tokenizer, name), getattr(without, name)), name

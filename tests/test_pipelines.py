@@ -1,6 +1,8 @@
-"""`pipeline("feature-extraction")` and the `elmo-embeddings` pipeline, with this package and as remote code."""
+"""`pipeline("feature-extraction")` and the `elmo-embeddings` pipeline, with this package and as remote code; where the
+ELMo `token-classification` pipeline is registered, and that other models keep transformers' own."""
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -8,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 from embed_helpers import converted_model
-from transformers import AutoModel, AutoTokenizer, pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertForTokenClassification, BertTokenizer, pipeline
+from transformers.pipelines import PIPELINE_REGISTRY, TokenClassificationPipeline
 
 import modeling_elmo.pipeline_elmo as pipeline_module
 from fake_hub import run_python
@@ -190,3 +192,49 @@ def test_both_pipelines_as_remote_code_without_the_package(folder, embeddings, m
         np.testing.assert_array_equal(arrays[f"vectors{row}"], result["vectors"])
         np.testing.assert_array_equal(arrays[f"pooled{row}"], result["sentence_vector"])
         assert arrays[f"offsets{row}"].tolist() == [list(pair) for pair in result["offsets"]]
+
+
+def test_other_models_still_get_transformers_token_pipeline(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]) + "\n")
+    bert_tokenizer = BertTokenizer(vocab_file=str(vocab))
+    config = BertConfig(vocab_size=7, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, num_labels=2)  # fmt: skip
+    tagger = pipeline("token-classification", model=BertForTokenClassification(config), tokenizer=bert_tokenizer)
+    assert type(tagger) is TokenClassificationPipeline
+    assert [entity["word"] for entity in tagger("hello world", ignore_labels=[])] == ["hello", "world"]
+
+
+# Imports a folder's copy of configuration_elmo.py (and pipeline_elmo.py) as transformers does for remote code, with
+# the package blocked: importing registers nothing; `ElmoConfig.register_for_auto_class()`, which transformers calls
+# when it loads a remote config, registers the ELMo token-classification pipeline.
+REGISTRATION_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    sys.path.insert(0, sys.argv[1])
+    before = PIPELINE_REGISTRY.supported_tasks["token-classification"]["impl"]
+    from remote_folder.configuration_elmo import ElmoConfig
+
+    imported = PIPELINE_REGISTRY.supported_tasks["token-classification"]["impl"]
+    ElmoConfig.register_for_auto_class()
+    registered = PIPELINE_REGISTRY.supported_tasks["token-classification"]["impl"]
+    names = [impl if isinstance(impl, str) else f"{impl.__module__}.{impl.__name__}" for impl in (before, imported)]
+    print(*names, registered.__module__, registered.__name__)
+    """
+)
+
+
+def test_the_token_pipeline_is_registered_by_registration_not_by_importing_the_configuration(tmp_path):
+    folder = tmp_path / "code" / "remote_folder"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    for name in ("configuration_elmo.py", "pipeline_elmo.py"):
+        shutil.copyfile(Path(pipeline_module.__file__).with_name(name), folder / name)
+    result = run_python(REGISTRATION_SCRIPT, tmp_path / "code", endpoint=None, hf_home=tmp_path / "hf", offline=True,
+                        block_package=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, imported, module, registered = result.stdout.split()
+    assert before == imported == "transformers.pipelines.token_classification.TokenClassificationPipeline"
+    assert (module, registered) == ("remote_folder.pipeline_elmo", "ElmoTokenClassificationPipeline")

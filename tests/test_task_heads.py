@@ -16,15 +16,11 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
-    BertConfig,
-    BertForTokenClassification,
-    BertTokenizer,
     DataCollatorForTokenClassification,
     Trainer,
     TrainingArguments,
     pipeline,
 )
-from transformers.pipelines import TokenClassificationPipeline
 
 from fake_hub import run_python
 from modeling_elmo import (
@@ -35,7 +31,7 @@ from modeling_elmo import (
     ElmoTokenClassificationPipeline,
     ElmoTokenizer,
 )
-from modeling_elmo.conversion.original import save_with_remote_code
+from modeling_elmo.conversion.folder import save_with_remote_code
 from modeling_elmo.modeling_elmo import ElmoSequencePooler
 
 TAGS = {0: "O", 1: "B-LOC", 2: "I-LOC", 3: "B-PER"}
@@ -510,17 +506,6 @@ def test_simple_aggregation_groups_begin_and_inside_tags(tagger_folder):
         assert group["word"] == text[group["start"] : group["end"]]
         assert group["score"] == pytest.approx(np.mean([member["score"] for member in members]), rel=1e-5)
     assert tagger(text, aggregation_strategy="first", ignore_labels=[]) == groups
-
-
-def test_other_models_still_get_transformers_token_pipeline(tmp_path):
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]) + "\n")
-    bert_tokenizer = BertTokenizer(vocab_file=str(vocab))
-    config = BertConfig(vocab_size=7, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=16, num_labels=2)  # fmt: skip
-    tagger = pipeline("token-classification", model=BertForTokenClassification(config), tokenizer=bert_tokenizer)
-    assert type(tagger) is TokenClassificationPipeline
-    assert [entity["word"] for entity in tagger("hello world", ignore_labels=[])] == ["hello", "world"]
 
 
 def test_text_classification_pipeline(tokenizer, tmp_path):
