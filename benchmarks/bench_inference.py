@@ -17,7 +17,12 @@ the sentence markers are not counted) and its fraction of this machine's best me
 product, peak RSS of a fresh process running that setting alone, and the largest absolute difference
 between the two implementations over all layers.
 
-    python benchmarks/bench_inference.py [--device cpu|cuda] [--dtype float32|bfloat16] [--repeat 3]
+With `--deploy`, instead: the eager fast path against onnxruntime (the graph `elmo export-onnx` writes) and
+against `torch.compile` (inductor, batch and words marked dynamic) at batch 1 and batch 32, float32; the export
+and the first compiled call (the compilation) are timed separately, and the largest absolute difference of each
+to the eager outputs is printed.
+
+    python benchmarks/bench_inference.py [--device cpu|cuda] [--dtype float32|bfloat16] [--repeat 3] [--deploy]
 """
 
 from __future__ import annotations
@@ -214,6 +219,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions per setting (median reported)")
     parser.add_argument("--workdir", type=Path, help="keeps the generated model between runs")
     parser.add_argument("--only", help="run only the settings whose name contains this text (e.g. 'batch 32')")
+    parser.add_argument("--deploy", action="store_true", help="eager vs onnxruntime vs torch.compile instead")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-implementation", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -222,7 +228,84 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as scratch:
         args.workdir = args.workdir or Path(scratch)
-        benchmark(args)
+        if args.deploy:
+            deployment_benchmark(args)
+        else:
+            benchmark(args)
+
+
+def deployment_benchmark(args: argparse.Namespace) -> None:
+    """Words/s of the eager fast path, onnxruntime and `torch.compile` at batch 1 and 32 (Original shapes, float32)."""
+    import onnxruntime
+
+    from modeling_elmo.conversion.onnx_export import export_onnx
+
+    _, _, converted = model_files(args.workdir)
+    model = ElmoModel.from_pretrained(converted, dtype=torch.float32).to(args.device).eval()
+    tokenizer = ElmoTokenizer.from_pretrained(converted)
+    sentences = make_sentences(BATCH_POOL, seed=1)
+    twenty = next(s for s in sentences if len(s) == 20)
+    start = time.perf_counter()
+    onnx_path = export_onnx(model, args.workdir / "elmo.onnx")
+    export_seconds = time.perf_counter() - start
+    providers = ["CUDAExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # as many as torch, and no spinning between calls,
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # which would slow the others down
+    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
+    compiled = torch.compile(model)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}, {torch.get_num_threads()} threads, device {args.device}, float32; "
+        f"export (with its onnxruntime check) {export_seconds:.0f} s\n"
+    )
+    header = ("setting", "eager w/s", "onnxruntime w/s", "ratio", "compiled w/s", "ratio", "compile s", "max |diff|")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for name, batch in (("batch 1 (one 20-word sentence)", [twenty]), ("batch 32", sentences[:32])):
+        inputs = tokenizer(batch, is_split_into_words=True, padding=True, return_tensors="pt")
+        row = deployment_row(name, sum(map(len, batch)), inputs, model, compiled, session, args)
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+def deployment_row(
+    name: str, words: int, inputs: dict[str, torch.Tensor], model: ElmoModel, compiled, session, args
+) -> tuple[str, ...]:
+    """One row of `deployment_benchmark`: the three ways timed on the same tokenizer outputs."""
+    from modeling_elmo.conversion.onnx_export import OUTPUT_NAMES
+
+    inputs = {key: value.to(args.device) for key, value in inputs.items()}
+    feed = {key: value.cpu().numpy() for key, value in inputs.items()}
+    if inputs["input_ids"].shape[0] > 1:  # torch.compile specialises batch size 1
+        for value in inputs.values():
+            torch._dynamo.mark_dynamic(value, (0, 1))
+
+    def eager() -> torch.Tensor:
+        return torch.stack(model(**inputs, output_hidden_states=True).hidden_states)
+
+    def fused() -> torch.Tensor:
+        return torch.stack(compiled(**inputs, output_hidden_states=True).hidden_states)
+
+    def served() -> np.ndarray:
+        return session.run(list(OUTPUT_NAMES), feed)[1]
+
+    with torch.no_grad():
+        compile_seconds = timed(fused, args.device)
+        difference = max(float(np.abs(served() - eager().cpu().numpy()).max()), float((fused() - eager()).abs().max()))
+        rates = [
+            words / statistics.median(timed(way, args.device) for _ in range(args.repeat))
+            for way in (eager, served, fused)
+        ]
+    return (
+        name,
+        f"{rates[0]:.0f}",
+        f"{rates[1]:.0f}",
+        f"{rates[1] / rates[0]:.2f}×",
+        f"{rates[2]:.0f}",
+        f"{rates[2] / rates[0]:.2f}×",
+        f"{compile_seconds:.0f}",
+        f"{difference:.1e}",
+    )
 
 
 def benchmark(args: argparse.Namespace) -> None:

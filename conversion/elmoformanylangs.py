@@ -53,7 +53,8 @@ from modeling_elmo.conversion.folder import (
     transformers_progress_bars_off,
 )
 from modeling_elmo.modeling_elmo import FORGET_BIAS, ElmoModel
-from modeling_elmo.tokenization_elmo import DICTIONARY_SPECIAL_CHARS, DICTIONARY_SPECIAL_WORDS, ElmoTokenizer
+from modeling_elmo.tokenization_elmo import DICTIONARY_SPECIAL_CHARS, DICTIONARY_SPECIAL_WORDS
+from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
 CONFIG_NAME = "config.json"
 CHAR_DICTIONARY_NAME = "char.dic"
@@ -252,8 +253,8 @@ def _to_elmo_state_dict(
 
 def load_elmoformanylangs(
     model_dir: str | os.PathLike, word_splitter: str = "whitespace", **config_overrides: Any
-) -> tuple[ElmoModel, ElmoTokenizer]:
-    """The `ElmoModel` (in eval mode) and dictionary-mode `ElmoTokenizer` of an ELMoForManyLangs model folder.
+) -> tuple[ElmoModel, ElmoTokenizerFast]:
+    """The `ElmoModel` (in eval mode) and dictionary-mode `ElmoTokenizerFast` of an ELMoForManyLangs model folder.
 
     Args:
         model_dir: the folder with `config.json`, the architecture JSON, `char.dic`, `word.dic` (for
@@ -319,7 +320,7 @@ def load_elmoformanylangs(
         if missing:
             raise ConversionError(f"{path} lacks the entries {missing}")
     try:
-        tokenizer = ElmoTokenizer(
+        tokenizer = ElmoTokenizerFast(
             word_splitter=word_splitter,
             max_characters_per_token=settings["max_characters_per_token"],
             character_scheme="dictionary",

@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from modeling_elmo import configuration_elmo
 from modeling_elmo.configuration_elmo import ElmoError
 from modeling_elmo.conversion.folder import (
     HEAD_AUTO_CLASSES,
@@ -42,6 +43,8 @@ from modeling_elmo.conversion.model_card import (
 UPLOAD_SUFFIXES = (".json", ".safetensors", ".py", ".md", ".txt", ".model", ".jinja")
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
 REMOTE_CODE_CHECK_SECONDS = 600
+#: The folder of this package's model files, the `.py` files a folder saved with its remote code holds copies of.
+MODEL_FILES_FOLDER = Path(configuration_elmo.__file__).resolve().parent
 # Run as `python -c` with the folder and its Auto class: loads the model and the tokenizer as a user without this
 # package does; a failure ends with the exception's line on stderr.
 _REMOTE_CODE_CHECK = """
@@ -168,9 +171,8 @@ def check_loads(folder: ModelFolder) -> None:
 def check_code_is_this_packages(directory: Path) -> None:
     """Refuse a folder whose `.py` files are not byte for byte this package's own remote-code files: they would run
     on the machine of every user who loads the model with `trust_remote_code=True` (and in `check_loads`)."""
-    package = Path(sys.modules[ElmoError.__module__].__file__).parent
     for path in sorted(directory.glob("*.py")):
-        own = package / path.name
+        own = MODEL_FILES_FOLDER / path.name
         if not own.is_file() or own.read_bytes() != path.read_bytes():
             raise PublishError(
                 f"{path} is not this package's own {path.name}: a folder's code runs on every machine that loads it "

@@ -60,7 +60,7 @@ from modeling_elmo.conversion.folder import (
 from modeling_elmo.conversion.safetensors_stream import StreamedTensor, write_streamed
 from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM, ElmoModel
 from modeling_elmo.text_files import LanguageModelError, Vocabulary, read_vocabulary
-from modeling_elmo.tokenization_elmo import ElmoTokenizer
+from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
 if TYPE_CHECKING:
     from modeling_elmo.conversion.model_card import Provenance
@@ -424,7 +424,9 @@ def convert_original(
         expected = {name: tuple(tensor.shape) for name, tensor in folder_state_dict(model).items()}
         if {tensor.name: tensor.shape for tensor in tensors} != expected:
             raise RuntimeError("the converter's parameter layout no longer matches the model's state dict")
-        tokenizer = ElmoTokenizer(word_splitter=word_splitter, max_characters_per_token=config.max_characters_per_token)
+        tokenizer = ElmoTokenizerFast(
+            word_splitter=word_splitter, max_characters_per_token=config.max_characters_per_token
+        )
         if provenance is None:
             provenance = Provenance.from_local_files(options_path, weights_path)
         if vocabulary is not None:

@@ -7,7 +7,7 @@ import argparse
 import errno
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,13 @@ def _export_original(args: argparse.Namespace) -> None:
     print(f"wrote {options_path} and {weights_path}")
 
 
+def _export_onnx(args: argparse.Namespace) -> None:
+    from modeling_elmo.conversion.onnx_export import export_onnx
+
+    path = export_onnx(args.model, args.output)
+    print(f"wrote {path} (checked with onnxruntime against PyTorch)")
+
+
 def _push(args: argparse.Namespace) -> None:
     from modeling_elmo.conversion.hub import push_to_hub
 
@@ -116,10 +123,15 @@ def _load_embedder(args: argparse.Namespace):
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from modeling_elmo.embed import EmbedError, EmbedOptions, check_input, embed_file, parse_mix_weights
+    import torch
+
+    from modeling_elmo.embed import EmbedError, EmbedOptions, embed_source, parse_mix_weights
+    from modeling_elmo.embed_distributed import launch_context
+    from modeling_elmo.embed_sources import dataset_source, file_source
     from modeling_elmo.text_files import read_words
 
-    check_input(args.input)
+    if (args.input is None) == (args.dataset is None):
+        raise EmbedError("give the input as INPUT (a file, or - for standard input) or as --dataset, one of them")
     options = EmbedOptions(
         layers=args.layers,
         mix_weights=parse_mix_weights(args.mix_weights),
@@ -131,22 +143,32 @@ def _embed(args: argparse.Namespace) -> None:
         input_format=args.format,
         use_sentence_keys=args.use_sentence_keys,
         dtype=args.dtype,
+        output_format=args.output_format,
         encoding_errors=args.encoding_errors,
         overwrite=args.overwrite,
         restart=args.restart,
         progress=not args.no_progress,
     )
+    if args.dataset is None:
+        source = file_source(args.input, options)
+    else:
+        source = dataset_source(args.dataset, options, args.text_column, args.dataset_config, args.dataset_split)
     cached_words = None
     if args.cache_vocab:
         cached_words, _ = read_words(args.cache_vocab, error_type=EmbedError, what="the vocabulary file")
+    launch = launch_context()  # under torchrun / accelerate launch: this process's device and share of the cores
+    args.device = launch.device(args.device)
+    if launch.distributed and args.threads is None and args.device == "cpu":
+        torch.set_num_threads(launch.fair_threads())
     embedder = _load_embedder(args)
     if cached_words is not None:
         embedder.cache_token_embeddings(cached_words)
-    embed_file(embedder, args.input, args.output, options)
+    embed_source(embedder, source, args.output, options)
 
 
 def _neighbors(args: argparse.Namespace) -> None:
-    from modeling_elmo.embed import EmbedError, check_input
+    from modeling_elmo.embed_options import EmbedError
+    from modeling_elmo.embed_sources import check_input
     from modeling_elmo.neighbors import format_neighbors, neighbors_from_file, neighbors_to_json
 
     for option, text in (("--query", args.query), ("--word", args.word)):
@@ -224,7 +246,7 @@ def _perplexity(args: argparse.Namespace) -> None:
     from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM
     from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigram_perplexity
     from modeling_elmo.text_files import LanguageModelError, read_lines, read_vocabulary
-    from modeling_elmo.tokenization_elmo import ElmoTokenizer
+    from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
     try:
         device = resolve_device(args.device or "cpu")
@@ -235,7 +257,7 @@ def _perplexity(args: argparse.Namespace) -> None:
     overrides = {"state_mode": args.state_mode} if args.state_mode else {}
     with loading_model(args.model, LanguageModelError, args.revision):
         model = ElmoForBidirectionalLM.from_pretrained(args.model, revision=args.revision, **overrides)
-        tokenizer = ElmoTokenizer.from_pretrained(args.model, revision=args.revision)
+        tokenizer = ElmoTokenizerFast.from_pretrained(args.model, revision=args.revision)
     model.to(device)
     split = str.split if args.tokenized else tokenizer.tokenize
     result = evaluate_perplexity(
@@ -368,9 +390,36 @@ def _process_options(args: argparse.Namespace) -> Iterator[None]:
             enable_progress_bars()
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of one command, some of whose arguments are added only when the command is used or its help shown
+    (`add_arguments_later`): their choices come from modules that import torch and transformers, which `elmo --help`,
+    the other commands and argument errors then do not import."""
+
+    def add_arguments_later(self, add_arguments: Callable[[], None]) -> None:
+        self.__dict__.setdefault("_later", []).append(add_arguments)
+
+    def _add_later_arguments(self) -> None:
+        for add_arguments in self.__dict__.pop("_later", []):
+            add_arguments()
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._add_later_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_later_arguments()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_later_arguments()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elmo", description="ELMo as a Hugging Face transformers model.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
 
     convert = commands.add_parser(
         "convert",
@@ -430,6 +479,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     export.set_defaults(handler=_export_original)
 
+    export_onnx = commands.add_parser(
+        "export-onnx",
+        help="write a model folder's biLM as an ONNX graph (dynamic batch and sentence length) for onnxruntime",
+        description="Export the biLM of a model folder to ONNX: inputs input_ids (batch, words, characters) and "
+        "attention_mask (batch, words), plus word_ids with a word embedding; outputs last_hidden_state and "
+        "hidden_states (L + 1 layers). The graph is checked with onnxruntime against PyTorch on other batch shapes "
+        "before it is written. Stateful models are refused.",
+    )
+    export_onnx.add_argument("model", metavar="MODEL", help="the model folder (stateless or primed)")
+    export_onnx.add_argument("output", metavar="OUTPUT.onnx", help="the ONNX file to write (replaced if present)")
+    export_onnx.set_defaults(handler=_export_onnx)
+
     push = commands.add_parser(
         "push",
         help="publish a converted folder to the Hugging Face Hub in one commit",
@@ -445,14 +506,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed = commands.add_parser(
         "embed",
-        help="embed a text file (one sentence per line) into HDF5, one dataset of ELMo vectors per line",
+        help="embed a text file (one sentence per line) into HDF5 (one dataset per line) or Parquet (one row per line)",
         description="Embed every line of INPUT with ELMo into OUTPUT.hdf5: one dataset per line, named by its "
         "0-based line index (or the sentence with --use-sentence-keys), shape (layers, words, 2P) for --layers all "
-        "and (words, 2P) otherwise, plus a sentence_to_index JSON dataset (the old `allennlp elmo` layout). "
-        "Interrupted runs continue where they stopped when the same command is run again.",
+        "and (words, 2P) otherwise, plus a sentence_to_index JSON dataset (the old `allennlp elmo` layout); or into "
+        "OUTPUT.parquet: one row per line (line, text, words, offsets, vectors). "
+        "Interrupted runs continue where they stopped when the same command is run again. Under torchrun or "
+        "accelerate launch, the processes share the windows and rank 0 writes OUTPUT (the same bytes as one process).",
     )
-    embed.add_argument("input", help="a text file (one sentence per line), a .jsonl file, or - for standard input")
-    embed.add_argument("output", help="the HDF5 file to write")
+    embed.add_argument(
+        "input", nargs="?", help="a text file (one sentence per line), a .jsonl file, or - for standard input"
+    )
+    embed.add_argument("output", help="the file to write: .hdf5 (default layout) or .parquet")
+    embed.add_argument(
+        "--output-format",
+        choices=("auto", "hdf5", "parquet"),
+        default="auto",
+        help="the output's format (auto: Parquet for a .parquet or .pq OUTPUT, HDF5 otherwise)",
+    )
+    embed.add_argument(
+        "--dataset", help="a Hugging Face dataset instead of INPUT: a save_to_disk folder or a load_dataset name"
+    )
+    embed.add_argument("--dataset-config", help="the dataset's configuration name (load_dataset)")
+    embed.add_argument("--dataset-split", default="train", help="the dataset's split (default: train)")
+    embed.add_argument(
+        "--text-column", default="text", help="the dataset's column with a text or a list of words per row"
+    )
     _add_model_arguments(embed, batch_size=64)
     layers = embed.add_mutually_exclusive_group()
     layers.add_argument(
@@ -519,9 +598,7 @@ CACHE_HELP = (
 
 
 def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
-    """`elmo evaluate` and `elmo fetch-data`."""
-    from modeling_elmo.evaluation import TASKS
-
+    """`elmo evaluate` and `elmo fetch-data` (their `--tasks` added on use: the task names come with torch)."""
     evaluate = commands.add_parser(
         "evaluate",
         help="the paper's stage 2 on small data: POS tagging, word sense and topic classification on the frozen biLM",
@@ -534,9 +611,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     )
     _add_model_arguments(evaluate, batch_size=64, tokenized=False)
     evaluate.add_argument("--output-dir", required=True, help="where results.json, results.md and the plots go")
-    evaluate.add_argument(
-        "--tasks", default=",".join(TASKS), help=f"comma-separated tasks to run (default: {','.join(TASKS)})"
-    )
+    evaluate.add_arguments_later(lambda: _add_tasks_argument(evaluate, "comma-separated tasks to run"))
     evaluate.add_argument(
         "--quick",
         action="store_true",
@@ -557,7 +632,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
         help="fetch the data of `elmo evaluate` into the per-user cache",
         description="Fetch what `elmo evaluate` reads (pinned checksums) into the per-user cache.",
     )
-    fetch.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated tasks (default: {','.join(TASKS)})")
+    fetch.add_arguments_later(lambda: _add_tasks_argument(fetch, "comma-separated tasks"))
     fetch.add_argument("--cache-dir", help=CACHE_HELP)
     fetch.add_argument(
         "--wordnet-source",
@@ -569,10 +644,16 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     fetch.set_defaults(handler=_fetch_data)
 
 
-def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
-    """`elmo build-vocab`, `elmo train` and `elmo perplexity`."""
-    from modeling_elmo.training_config import MIXED_PRECISIONS, OPTIMIZERS, PACKINGS, PRESETS, SCHEDULERS
+def _add_tasks_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--tasks` of `elmo evaluate` and `elmo fetch-data`, all tasks by default."""
+    from modeling_elmo.evaluation_data import TASKS
 
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"{help_text} (default: {','.join(TASKS)})")
+
+
+def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
+    """`elmo build-vocab`, `elmo train` (its arguments added on use: their choices come with torch) and
+    `elmo perplexity`."""
     build_vocab = commands.add_parser(
         "build-vocab",
         help="count the words of a corpus into a vocabulary file for `elmo train`",
@@ -591,6 +672,39 @@ def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
         description="Train an ElmoForBidirectionalLM on text (one sentence per line) or a dataset. Runs as well "
         "under `torchrun --nproc_per_node=N -m modeling_elmo.cli train ...` or `accelerate launch`.",
     )
+    train.add_arguments_later(lambda: _add_train_arguments(train))
+    train.set_defaults(handler=_train)
+
+    perplexity = commands.add_parser(
+        "perplexity",
+        help="forward, backward and average perplexity of a language model on a text file",
+        description="Perplexity of an ElmoForBidirectionalLM (a folder from `elmo train`, or `elmo convert "
+        "--softmax-weights`) on FILE, one sentence per line: the forward direction predicts each word and </S>, the "
+        "backward direction each word and <S>; average = exp of the mean of the two directions' losses.",
+    )
+    perplexity.add_argument("input", metavar="FILE", help="a text file, one sentence per line")
+    _add_model_arguments(perplexity, batch_size=32)
+    perplexity.add_argument(
+        "--state-mode",
+        choices=("stateless", "primed", "stateful"),
+        help="the LSTM's initial state (default: the "
+        "model's); stateful carries each row's state from batch to batch, as the original evaluated",
+    )
+    perplexity.add_argument(
+        "--unigram",
+        metavar="VOCAB.txt",
+        help="also report an add-one unigram baseline from "
+        "this vocabulary's counts (the training corpus's, from `elmo build-vocab`)",
+    )
+    perplexity.add_argument("--json", action="store_true", help="print JSON")
+    perplexity.add_argument("--no-progress", action="store_true", help="no progress bar")
+    perplexity.set_defaults(handler=_perplexity)
+
+
+def _add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """The arguments of `elmo train`."""
+    from modeling_elmo.training_config import MIXED_PRECISIONS, OPTIMIZERS, PACKINGS, PRESETS, SCHEDULERS
+
     _add_corpus_arguments(train, "text files, one sentence per line (or use --dataset)")
     size = train.add_mutually_exclusive_group()
     size.add_argument(
@@ -639,40 +753,14 @@ def _add_language_model_commands(commands: argparse._SubParsersAction) -> None:
     settings.add_argument("--save-steps", type=int, help="checkpoint every N steps")
     settings.add_argument("--save-total-limit", type=int, help="checkpoints to keep")
     settings.add_argument("--seed", type=int, help="random seed")
-    train.set_defaults(handler=_train)
-
-    perplexity = commands.add_parser(
-        "perplexity",
-        help="forward, backward and average perplexity of a language model on a text file",
-        description="Perplexity of an ElmoForBidirectionalLM (a folder from `elmo train`, or `elmo convert "
-        "--softmax-weights`) on FILE, one sentence per line: the forward direction predicts each word and </S>, the "
-        "backward direction each word and <S>; average = exp of the mean of the two directions' losses.",
-    )
-    perplexity.add_argument("input", metavar="FILE", help="a text file, one sentence per line")
-    _add_model_arguments(perplexity, batch_size=32)
-    perplexity.add_argument(
-        "--state-mode",
-        choices=("stateless", "primed", "stateful"),
-        help="the LSTM's initial state (default: the "
-        "model's); stateful carries each row's state from batch to batch, as the original evaluated",
-    )
-    perplexity.add_argument(
-        "--unigram",
-        metavar="VOCAB.txt",
-        help="also report an add-one unigram baseline from "
-        "this vocabulary's counts (the training corpus's, from `elmo build-vocab`)",
-    )
-    perplexity.add_argument("--json", action="store_true", help="print JSON")
-    perplexity.add_argument("--no-progress", action="store_true", help="no progress bar")
-    perplexity.set_defaults(handler=_perplexity)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `elmo` command; returns the exit status (2 for bad input or a full disk, with a one-line message on
     stderr)."""
-    from modeling_elmo.configuration_elmo import ElmoError
-
     args = build_parser().parse_args(argv)
+    from modeling_elmo.configuration_elmo import ElmoError  # after parsing: help and argument errors need no torch
+
     try:
         with _process_options(args):
             args.handler(args)

@@ -20,8 +20,9 @@ State of the Union sentences), which are dropped.
 **Text.** SOTU speeches are split into sentences (after `.`, `!` or `?` and closing quotes or brackets, before an
 upper-case letter, digit or opening quote; not after common abbreviations or single initials); Brown sentences are
 its lines, with the tags removed and its quotes ``` `` ``` / `''` written as `"`. Every sentence is then split
-into words exactly as `ElmoTokenizer` splits raw text (Moses-style), so the training text matches what the model
-sees at inference. `train.txt` holds the SOTU training speeches, then nlp-corpus, then the Brown training files.
+into words exactly as `ElmoTokenizer` splits raw text (Moses-style; `ElmoTokenizerFast` does the splitting), so
+the training text matches what the model sees at inference. `train.txt` holds the SOTU training speeches, then
+nlp-corpus, then the Brown training files.
 """
 
 from __future__ import annotations
@@ -240,9 +241,9 @@ def prepare_corpus(
     """Write `train.txt` and the held-out files into `output_dir` (one tokenized sentence per line, each written
     under a temporary name and renamed), plus `manifest.json` with the split and the counts; returns the manifest."""
     if split_words is None:
-        from modeling_elmo.tokenization_elmo import ElmoTokenizer
+        from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
-        split_words = ElmoTokenizer(word_splitter="moses").tokenize
+        split_words = ElmoTokenizerFast(word_splitter="moses").tokenize
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 

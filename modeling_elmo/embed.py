@@ -1,6 +1,7 @@
-"""`elmo embed`: a text file → one HDF5 dataset of ELMo vectors per line, resumable after an interruption.
+"""`elmo embed`: a text file → one HDF5 dataset of ELMo vectors per line (or one Parquet row per line), resumable
+after an interruption, in one process or shared by the processes of a `torchrun` / `accelerate launch`.
 
-Output layout (that of the old `allennlp elmo` command, so existing readers work unchanged):
+HDF5 output layout (that of the old `allennlp elmo` command, so existing readers work unchanged):
 
 - one dataset per input line, named by its 0-based line index (`"0"`, `"1"`, …) or, with `use_sentence_keys`,
   by the sentence itself; shape (L + 1, words, 2P) for `layers="all"`, (words, 2P) for every other choice,
@@ -9,6 +10,8 @@ Output layout (that of the old `allennlp elmo` command, so existing readers work
   (`json.loads(f["sentence_to_index"][0])`); a sentence that occurs more than once maps to its first line.
 - the datasets are created in input order (the file tracks creation order, so `list(f)` is in input order).
 
+A `.parquet` output (or `output_format="parquet"`) holds one row per line instead: see `modeling_elmo.embed_parquet`.
+
 A "sentence" is the line without its line break and surrounding whitespace. Input: a UTF-8 text file with one
 sentence per line (`--tokenized`: words already separated by whitespace), or JSON Lines (`.jsonl`: each line a
 string, a list of words, or an object with `"text"` or `"tokens"`); `-` reads standard input. Invalid UTF-8 is
@@ -16,6 +19,7 @@ an error naming the line and byte (or, with `encoding_errors="replace"`, becomes
 escapes half of a surrogate pair (`"\\ud800"`), which is no Unicode text. With
 `use_sentence_keys`, a sentence that cannot name a dataset (empty, `.`, containing `/` or NUL, or
 `sentence_to_index`) is an error naming its line, and repeated sentences are stored once (first occurrence).
+A Hugging Face dataset column can be the input too (`modeling_elmo.embed_sources.dataset_source`).
 
 Streaming: the input is read one window of `window` lines at a time; inside a window the sentences are sorted by
 length into batches (little padding), and each result is written as soon as its batch is done, so memory holds one
@@ -28,16 +32,25 @@ Resumability: all work happens in a folder next to the output, `OUTPUT.parts/`:
 1. `job.json` records the model's fingerprint (a hash of its weights, configuration and tokenizer settings) and
    every option that changes the result. A later run with the same output continues that job if its settings are
    the same, and refuses with the differences listed otherwise (`restart` discards the old job).
-2. Each window's results go to `window-NNNNNNNN.h5`, first written under a `.tmp` name, flushed, closed, fsynced
-   and only then renamed. A window file under its final name is therefore complete; an interruption can only
-   leave a `.tmp` file, which the next run deletes and redoes. Each window file also records a SHA-256 of its
-   input lines' bytes: on resume the input is read again (a file or the same standard input), every done window
-   is checked against it (a changed input is an error, never a silent mix) and skipped.
+2. Each window's results go to `window-NNNNNNNN.h5` (`.parquet`), first written under a `.tmp` name, flushed,
+   closed, fsynced and only then renamed. A window file under its final name is therefore complete; an interruption
+   can only leave a `.tmp` file, which the next run deletes and redoes. Each window file also records a SHA-256 of
+   its input lines' bytes: on resume the input is read again (a file or the same standard input), every done window
+   is checked against it (a changed input is an error, never a silent mix) and skipped; a window file that is
+   unreadable or truncated is redone.
 3. When all windows are done, the output is assembled from the window files in input order into
    `OUTPUT.parts/merged.tmp`, fsynced, and renamed onto the output path in one atomic step; then the folder is
    removed. An interruption during assembly only means assembling again.
 
-A second `elmo embed` on the same output is refused while one runs (an advisory lock on `.OUTPUT.lock`).
+Distributed: under a launcher (`WORLD_SIZE` > 1; `modeling_elmo.embed_distributed`) every process reads the input,
+window i is embedded by rank i mod N, rank 0 starts or checks the job (under the lock) before the others begin and
+assembles the output after all are done. The windows, their batches and the assembly are those of one process, so
+the output is the same bytes whatever the number of processes (given the same number of CPU threads per process:
+oneDNN's products may round a rare vector differently in its last bit under another thread count), and a job
+interrupted under one number of processes continues under any other.
+
+A second `elmo embed` on the same output is refused while one runs (an advisory lock on `.OUTPUT.lock`, held by
+rank 0 of a distributed job).
 A full disk stops the job with an error naming the file; the partly written file is removed and the finished windows
 are kept, so that the same command continues once there is space.
 So the output file either does not exist (or is the previous file, with `overwrite`) or is complete: there are
@@ -58,257 +71,33 @@ import sys
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-import h5py
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
 from modeling_elmo.configuration_elmo import ElmoError
-from modeling_elmo.conversion.folder import naming_os_errors, new_hdf5_file
-from modeling_elmo.pipeline_elmo import NAMED_LAYERS, POOLINGS, resolve_layer
-from modeling_elmo.text_files import decoded_lines
+from modeling_elmo.conversion.folder import naming_os_errors
+from modeling_elmo.embed_distributed import LaunchContext, launch_context, on_every_rank, process_group
+from modeling_elmo.embed_hdf5 import Hdf5Windows
+from modeling_elmo.embed_options import Embedder, EmbedError, EmbedOptions, InputLine
+from modeling_elmo.pipeline_elmo import resolve_layer
+
+if TYPE_CHECKING:
+    from modeling_elmo.embed_sources import InputSource
 
 JOB_FORMAT = 1
-INPUT_FORMATS = ("auto", "txt", "jsonl")
-OUTPUT_DTYPES = ("float32", "float16")
-ENCODING_ERRORS = ("strict", "replace")
-INDEX_DATASET = "sentence_to_index"
-STDIN = "-"
-ENCODING_ADVICE = "; fix the input or pass --encoding-errors replace"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Settings that older versions did not record in job.json, with the value those versions always used.
+SETTINGS_BEFORE_THEY_WERE_RECORDED = {"output_format": "hdf5"}
 DISK_FULL_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)
 )  # a write failed for want of space: no space left, over the quota, or over the largest file size
-
-
-class EmbedError(ElmoError):
-    """Bad input or options for `elmo embed`; the message names the file, line or option."""
-
-
-class Embedder(Protocol):
-    """What a job needs of its embedder: `modeling_elmo.embedder.ElmoEmbedder` is one (which calls `embed_file` in
-    its own `embed_file`, so this module names the interface rather than importing the class)."""
-
-    model: Any
-    tokenizer: Any
-
-    @property
-    def num_layers(self) -> int: ...
-
-    @property
-    def device(self) -> torch.device: ...
-
-    def split(self, sentence: str) -> list[str]: ...
-
-    def iter_embeddings(
-        self,
-        word_lists: Sequence[Sequence[str]],
-        layers: str | int,
-        mix_weights: Sequence[float] | None,
-        gamma: float | None,
-        pool: str | None,
-        batch_size: int | None,
-    ) -> Iterator[tuple[int, np.ndarray]]: ...
-
-
-@dataclass(frozen=True)
-class EmbedOptions:
-    """Settings of one `elmo embed` job.
-
-    Args:
-        layers: `"all"`, `"top"`, `"average"`, `"mix"` or a layer number (see `modeling_elmo.pipeline_elmo`).
-        mix_weights: with `layers="mix"`, one weight per layer (used as given).
-        gamma: with `layers="mix"`, the scale (default 1.0).
-        pool: `None`, `"mean"` or `"max"`: one vector per sentence instead of one per word.
-        batch_size: sentences per batch.
-        window: lines read, sorted by length and written together; also the unit of resumption.
-        tokenized: the input's words are already separated by whitespace (no Moses splitting).
-        input_format: `"txt"`, `"jsonl"` or `"auto"` (`.jsonl` files are JSON Lines, all else text).
-        use_sentence_keys: name datasets by their sentence instead of the line index.
-        dtype: `"float32"` or `"float16"`: the stored vectors' type (the model computes in its own dtype).
-        encoding_errors: `"strict"` (invalid UTF-8 is an error naming the line) or `"replace"` (U+FFFD).
-        overwrite: replace an existing output file (it stays untouched until the new one is complete).
-        restart: discard an interrupted job's work instead of continuing it.
-        progress: show a progress bar on stderr.
-    """
-
-    layers: str | int = "all"
-    mix_weights: tuple[float, ...] | None = None
-    gamma: float | None = None
-    pool: str | None = None
-    batch_size: int = 64
-    window: int = 1000
-    tokenized: bool = False
-    input_format: str = "auto"
-    use_sentence_keys: bool = False
-    dtype: str = "float32"
-    encoding_errors: str = "strict"
-    overwrite: bool = False
-    restart: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.layers, str) and not self.layers.isdigit() and self.layers not in NAMED_LAYERS:
-            raise EmbedError(f"layers must be one of {', '.join(NAMED_LAYERS)} or a layer number, got {self.layers!r}")
-        if self.pool not in (None, *POOLINGS):
-            raise EmbedError(f"pool must be none, mean or max, got {self.pool!r}")
-        for name in ("batch_size", "window"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise EmbedError(f"{name} must be a positive integer, got {value!r}")
-        for name, choices in (
-            ("input_format", INPUT_FORMATS),
-            ("dtype", OUTPUT_DTYPES),
-            ("encoding_errors", ENCODING_ERRORS),
-        ):
-            if getattr(self, name) not in choices:
-                raise EmbedError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        if self.mix_weights is not None:
-            object.__setattr__(self, "mix_weights", tuple(float(weight) for weight in self.mix_weights))
-
-
-@dataclass
-class InputLine:
-    """One input line: its 0-based index, raw bytes (for the window hash), sentence text and, when the input
-    gives them, its words (else the tokenizer splits `sentence`)."""
-
-    index: int
-    raw: bytes
-    sentence: str
-    words: list[str] | None
-
-
-# ----------------------------------------------------------------------------------------------- input
-
-
-def _jsonl_sentence(text: str, name: str, number: int, errors: str = "strict") -> tuple[str, list[str] | None]:
-    """The sentence text and words (or None) of one JSON Lines line. A string holding a lone surrogate (JSON
-    can escape one, `"\\ud800"`, but it is no character and no UTF-8 encodes it) is an error, or with
-    `errors="replace"` U+FFFD."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise EmbedError(f"{name}:{number}: not valid JSON ({error.msg} at column {error.colno})") from None
-    except RecursionError:
-        raise EmbedError(f"{name}:{number}: the JSON value is nested too deeply") from None
-    field = "the line"
-    if isinstance(value, dict):
-        if "tokens" in value:
-            field, value = "field 'tokens'", value["tokens"]
-        elif "text" in value:
-            field, value = "field 'text'", value["text"]
-        else:
-            raise EmbedError(f"{name}:{number}: a JSON object needs a 'text' or a 'tokens' field")
-    if isinstance(value, str):
-        return _without_surrogates(value, name, number, field, errors).strip(), None
-    if isinstance(value, list) and all(isinstance(word, str) for word in value):
-        value = [_without_surrogates(word, name, number, field, errors) for word in value]
-        if any(not word or word.isspace() for word in value):
-            raise EmbedError(f"{name}:{number}: {field} has an empty or whitespace-only word")
-        return " ".join(value), value
-    raise EmbedError(
-        f"{name}:{number}: {field} must be a string or a list of strings, got {type(value).__name__} ({value!r:.60})"
-    )
-
-
-def _without_surrogates(text: str, name: str, number: int, field: str, errors: str) -> str:
-    """`text` if it is valid Unicode; a lone surrogate is an error naming the line (U+FFFD with `errors="replace"`)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        if errors == "replace":
-            return "".join("\ufffd" if "\ud800" <= character <= "\udfff" else character for character in text)
-        raise EmbedError(
-            f"{name}:{number}: {field} holds a lone surrogate escape (\\u{ord(text[error.start]):04x} at character "
-            f"{error.start + 1}), which is not a Unicode character; fix the input or pass --encoding-errors replace"
-        ) from None
-    return text
-
-
-def _check_sentence_key(sentence: str, name: str, number: int) -> None:
-    problem = None
-    if not sentence:
-        problem = "it is blank"
-    elif sentence == ".":
-        problem = "'.' is not a valid dataset name"
-    elif "/" in sentence:
-        problem = "it contains '/'"
-    elif "\x00" in sentence:
-        problem = "it contains a NUL character"
-    elif sentence == INDEX_DATASET:
-        problem = f"'{INDEX_DATASET}' is reserved"
-    if problem:
-        raise EmbedError(
-            f"{name}:{number}: with --use-sentence-keys every sentence names its dataset, but {problem}; "
-            "run without --use-sentence-keys (datasets are then named by line index; see sentence_to_index)"
-        )
-
-
-def read_input_lines(
-    stream: IO[bytes],
-    name: str,
-    *,
-    jsonl: bool = False,
-    tokenized: bool = False,
-    encoding_errors: str = "strict",
-    sentence_keys: bool = False,
-) -> Iterator[InputLine]:
-    """Parse an input one line at a time (`text_files.decoded_lines`: lines end at `\\n`, a trailing `\\r` is
-    dropped); errors name `name` and the 1-based line number. `sentence_keys` checks that every sentence can name a
-    dataset."""
-    lines = decoded_lines(stream, name, errors=encoding_errors, error_type=EmbedError, advice=ENCODING_ADVICE)
-    for number, raw, text in lines:
-        if jsonl and text.strip():
-            sentence, words = _jsonl_sentence(text, name, number, encoding_errors)
-        else:
-            sentence, words = text.strip(), None
-        if tokenized and words is None:
-            words = sentence.split()
-        if sentence_keys:
-            _check_sentence_key(sentence, name, number)
-        yield InputLine(number - 1, raw, sentence, words)
-
-
-def resolve_input_format(input_path: str | os.PathLike, input_format: str) -> str:
-    """`"txt"` or `"jsonl"`: `"auto"` means JSON Lines for a `.jsonl` file, text otherwise (also for stdin)."""
-    if input_format != "auto":
-        return input_format
-    return "jsonl" if str(input_path) != STDIN and Path(input_path).suffix.lower() == ".jsonl" else "txt"
-
-
-def check_input(input_path: str | os.PathLike) -> str:
-    """The input's name (`-` for standard input) after checking that a file input is a file that exists."""
-    name = str(input_path)
-    if name == STDIN:
-        return name
-    path = Path(name)
-    if path.is_dir():
-        raise EmbedError(f"the input {name} is a folder, not a file")
-    if not path.exists():
-        raise EmbedError(f"the input file {name} does not exist")
-    if not path.is_file():
-        raise EmbedError(f"the input {name} is not a regular file; give a file, or - to read standard input")
-    return name
-
-
-def open_input(name: str) -> AbstractContextManager[IO[bytes]]:
-    """A context giving the input as a binary stream: the file, or standard input for `-` (not closed after)."""
-    return nullcontext(sys.stdin.buffer) if name == STDIN else open(name, "rb")
-
-
-def _count_lines(path: Path) -> int:
-    count, last = 0, b"\n"
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count + (last != b"\n")
 
 
 def _windows(lines: Iterator[InputLine], size: int) -> Iterator[list[InputLine]]:
@@ -361,11 +150,14 @@ def _is_location_key(key: str) -> bool:
     }
 
 
-def _job_description(embedder: Embedder, options: EmbedOptions, input_format: str) -> dict[str, Any]:
+def _job_description(
+    embedder: Embedder, options: EmbedOptions, input_format: str, output_format: str
+) -> dict[str, Any]:
     settings = asdict(options)
     for name in ("overwrite", "restart", "progress", "encoding_errors"):
         del settings[name]
     settings["input_format"] = input_format
+    settings["output_format"] = output_format
     settings["layers"] = resolve_layer(options.layers, embedder.num_layers, options.mix_weights, options.gamma)[0]
     settings["mix_weights"] = list(options.mix_weights) if options.mix_weights is not None else None
     return {
@@ -381,7 +173,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for key in ("format", "model", "device"):
         if old.get(key) != new[key]:
             changes.append(f"{key}: {old.get(key)!r:.24} then, {new[key]!r:.24} now")
-    old_settings = old.get("settings", {})
+    old_settings = {**SETTINGS_BEFORE_THEY_WERE_RECORDED, **old.get("settings", {})}
     for key, value in new["settings"].items():
         if old_settings.get(key) != value:
             changes.append(f"{key}: {old_settings.get(key)!r} then, {value!r} now")
@@ -395,22 +187,6 @@ def _write_json_atomically(path: Path, value: Any) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def _window_path(work: Path, number: int) -> Path:
-    return work / f"window-{number:08d}.h5"
-
-
-def _done_window_digest(path: Path) -> str | None:
-    """The input hash of a finished window file, or None if it is unreadable or incomplete (then redone)."""
-    try:
-        with h5py.File(path, "r") as part:
-            count = int(part.attrs["count"])
-            if len(part) != count or len(json.loads(part.attrs["sentences"])) != count:
-                return None
-            return str(part.attrs["digest"])
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 class _Progress:
@@ -443,18 +219,27 @@ def _note(message: str) -> None:
 def embed_file(
     embedder: Embedder, input_path: str | os.PathLike, output_path: str | os.PathLike, options: EmbedOptions
 ) -> Path:
-    """Embed `input_path` (or `-` for stdin) into the HDF5 file `output_path`; see the module docstring.
+    """Embed `input_path` (or `-` for stdin) into `output_path` (HDF5, or Parquet for a `.parquet` name or
+    `output_format="parquet"`); see the module docstring. Shares the work with the other processes of a
+    distributed launch (`modeling_elmo.embed_distributed`).
 
     Continues an interrupted job for the same output. Raises `EmbedError` for bad input or options (the output is
     then not written; finished windows are kept so that a corrected input continues from them).
     """
+    from modeling_elmo.embed_sources import file_source
+
+    return embed_source(embedder, file_source(input_path, options), output_path, options)
+
+
+def embed_source(
+    embedder: Embedder, source: InputSource, output_path: str | os.PathLike, options: EmbedOptions
+) -> Path:
+    """Embed the lines of `source` into `output_path`, as `embed_file` does."""
     if embedder.model.config.state_mode == "stateful":
         raise EmbedError(
             "the model is in state_mode='stateful', whose vectors depend on the order of the batches, so a job "
             "could not be resumed or sorted by length; load it with state_mode='stateless' or 'primed'"
         )
-    input_name = check_input(input_path)
-    input_format = resolve_input_format(input_name, options.input_format)
     try:
         resolve_layer(options.layers, embedder.num_layers, options.mix_weights, options.gamma)
     except (TypeError, ValueError) as error:
@@ -462,14 +247,67 @@ def embed_file(
     output = Path(output_path)
     if output.is_dir():
         raise EmbedError(f"the output {output} is a folder; give a file name such as {output / 'vectors.hdf5'}")
+    output_format = resolve_output_format(output, options.output_format)
+    windows = output_windows(output_format, options)
+    context = launch_context()
+    if context.distributed and not source.shareable:
+        raise EmbedError(
+            f"the {context.world_size} processes of a distributed launch cannot share standard input; give a file"
+        )
     work = output.with_name(output.name + ".parts")
-    job = _job_description(embedder, options, input_format)
+    job = _job_description(embedder, options, source.input_format, output_format)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise EmbedError(f"cannot write {output}: {_first_file_among_parents(output)} is not a folder") from None
-    with _only_job_for(output):
-        return _run_job(embedder, input_name, input_format, output, work, job, options)
+    with process_group(context), ExitStack() as held:
+
+        def start() -> None:
+            if context.rank == 0:  # the others wait for it: a job is started or checked once, under one lock
+                held.enter_context(_only_job_for(output))
+                with _stopped_by_a_full_disk(work, context):
+                    _start_or_resume(work, output, job, options)
+
+        on_every_rank(context, start, EmbedError)
+        return _run_job(embedder, source, output, work, windows, options, context)
+
+
+def resolve_output_format(output: Path, output_format: str) -> str:
+    """`"hdf5"` or `"parquet"`: `"auto"` means Parquet for a `.parquet` or `.pq` file, HDF5 otherwise."""
+    if output_format != "auto":
+        return output_format
+    return "parquet" if output.suffix.lower() in PARQUET_SUFFIXES else "hdf5"
+
+
+def output_windows(output_format: str, options: EmbedOptions) -> WindowFormat:
+    """The part files and assembly of `output_format` (after checking that `options` fit it)."""
+    if output_format == "parquet":
+        from modeling_elmo.embed_parquet import ParquetWindows, check_parquet_options
+
+        check_parquet_options(options)
+        return ParquetWindows()
+    return Hdf5Windows()
+
+
+class WindowFormat(Protocol):
+    """An output format: how a window's part file is written and checked, and how the parts become the output
+    (`modeling_elmo.embed_hdf5.Hdf5Windows`, `modeling_elmo.embed_parquet.ParquetWindows`)."""
+
+    suffix: str
+
+    def write_window(
+        self,
+        embedder: Embedder,
+        window: Sequence[InputLine],
+        path: Path,
+        digest: str,
+        options: EmbedOptions,
+        on_line_done: Callable[[int], None],
+    ) -> None: ...
+
+    def done_digest(self, path: Path) -> str | None: ...
+
+    def assemble(self, work: Path, output_tmp: Path, part_paths: Sequence[Path], options: EmbedOptions) -> int: ...
 
 
 def _first_file_among_parents(path: Path) -> Path:
@@ -523,37 +361,62 @@ def _same_file(path: Path, handle: IO) -> bool:
 
 def _run_job(
     embedder: Embedder,
-    input_name: str,
-    input_format: str,
+    source: InputSource,
     output: Path,
     work: Path,
-    job: dict[str, Any],
+    windows: WindowFormat,
     options: EmbedOptions,
+    context: LaunchContext,
 ) -> Path:
-    """Start or resume the job, embed the windows not done yet, assemble the output, remove the work folder."""
-    with _stopped_by_a_full_disk(work):
-        _start_or_resume(work, output, job, options)
-        lines_done, resumed, elapsed = _embed_and_assemble(embedder, input_name, input_format, output, work, options)
+    """Embed this process's windows not done yet; once every process is done, rank 0 assembles the output and
+    removes the work folder."""
+    total = source.count_lines()
+    progress = _Progress(_lines_owned(total, options.window, context), options.progress and context.rank == 0)
+    started = time.perf_counter()
+    try:
+
+        def embed_own_windows() -> tuple[int, int]:
+            with _stopped_by_a_full_disk(work, context), source.open_lines() as lines:
+                return _embed_windows(embedder, lines, work, windows, options, progress, context)
+
+        counts = on_every_rank(context, embed_own_windows, EmbedError)
+        if context.rank != 0:
+            return output
+        number_of_windows, resumed = counts[0][0], sum(count for _, count in counts)
+        with _stopped_by_a_full_disk(work, context):
+            lines_done = _assemble(work, output, number_of_windows, windows, options)
+    finally:
+        progress.close()
     shutil.rmtree(work)
     _note(
         f"wrote {output}: {lines_done} lines"
         + (f" ({resumed} of them from the interrupted run)" if resumed else "")
-        + f" in {elapsed:.1f} s"
+        + f" in {time.perf_counter() - started:.1f} s"
+        + (f" by {context.world_size} processes" if context.distributed else "")
     )
     return output
 
 
+def _lines_owned(total: int | None, window: int, context: LaunchContext) -> int | None:
+    """How many of `total` lines belong to this process's windows (None if `total` is unknown)."""
+    if total is None:
+        return None
+    return sum(min(window, total - start) for start in range(context.rank * window, total, context.world_size * window))
+
+
 @contextmanager
-def _stopped_by_a_full_disk(work: Path) -> Iterator[None]:
-    """Turn a write that failed for want of space into an `EmbedError` naming the file, after removing the
-    partly written files (the finished windows stay, for the next run to continue from)."""
+def _stopped_by_a_full_disk(work: Path, context: LaunchContext) -> Iterator[None]:
+    """Turn a write that failed for want of space into an `EmbedError` naming the file, after removing this
+    process's partly written files (the finished windows stay, for the next run to continue from)."""
     try:
         yield
     except OSError as error:
         if error.errno not in DISK_FULL_ERRNOS:
             raise
         for partial in work.glob("*.tmp"):
-            partial.unlink(missing_ok=True)
+            number = _window_number(partial.name)
+            if context.owns(number) if number is not None else context.rank == 0:
+                partial.unlink(missing_ok=True)
         raise EmbedError(
             f"{disk_full_message(error, work)}; the finished windows stay in {work}: make room and run the same "
             "command again to continue"
@@ -566,36 +429,6 @@ def disk_full_message(error: OSError, path: str | os.PathLike | None = None) -> 
     reason = error.strerror or os.strerror(error.errno)
     where = error.filename2 or error.filename or path
     return reason[:1].lower() + reason[1:] + (f" writing {where}" if where is not None else "")
-
-
-def _embed_and_assemble(
-    embedder: Embedder, input_name: str, input_format: str, output: Path, work: Path, options: EmbedOptions
-) -> tuple[int, int, float]:
-    """Embed the windows not done yet and assemble the output; returns (lines, lines found done, seconds)."""
-    total = None if input_name == STDIN else _count_lines(Path(input_name))
-    progress = _Progress(total, options.progress)
-    started = time.perf_counter()
-    try:
-        with open_input(input_name) as stream:
-            lines = read_input_lines(
-                stream,
-                "<stdin>" if input_name == STDIN else input_name,
-                jsonl=input_format == "jsonl",
-                tokenized=options.tokenized,
-                encoding_errors=options.encoding_errors,
-                sentence_keys=options.use_sentence_keys,
-            )
-            number_of_windows, resumed = _embed_windows(embedder, lines, work, options, progress)
-        stale = [path.name for path in work.glob("window-*.h5") if int(path.stem.split("-")[1]) >= number_of_windows]
-        if stale:
-            raise EmbedError(
-                f"the input has fewer lines than the interrupted job in {work} ({stale[0]} is beyond its end); "
-                "run with the same input, or pass --restart"
-            )
-        lines_done = _assemble(work, output, number_of_windows, options)
-    finally:
-        progress.close()
-    return lines_done, resumed, time.perf_counter() - started
 
 
 def _start_or_resume(work: Path, output: Path, job: dict[str, Any], options: EmbedOptions) -> None:
@@ -625,19 +458,37 @@ def _start_or_resume(work: Path, output: Path, job: dict[str, Any], options: Emb
     _write_json_atomically(job_file, job)
 
 
+def _window_path(work: Path, number: int, windows: WindowFormat) -> Path:
+    return work / f"window-{number:08d}{windows.suffix}"
+
+
+def _window_number(name: str) -> int | None:
+    """The window number in a part file's name (`window-00000012.h5`, also with `.tmp`), or None."""
+    match = re.fullmatch(r"window-(\d+)\..*", name)
+    return int(match.group(1)) if match else None
+
+
 def _embed_windows(
-    embedder: Embedder, lines: Iterator[InputLine], work: Path, options: EmbedOptions, progress: _Progress
+    embedder: Embedder,
+    lines: Iterator[InputLine],
+    work: Path,
+    windows: WindowFormat,
+    options: EmbedOptions,
+    progress: _Progress,
+    context: LaunchContext,
 ) -> tuple[int, int]:
-    """Embed every window that is not done yet; returns (number of windows, lines found done)."""
+    """Embed every window of this process that is not done yet; returns (number of windows, lines found done)."""
     number_of_windows = resumed = 0
     for number, window in enumerate(_windows(lines, options.window)):
         number_of_windows += 1
-        path = _window_path(work, number)
+        if not context.owns(number):
+            continue
+        path = _window_path(work, number, windows)
         digest = _window_digest(window)
         if path.exists():
-            done_digest = _done_window_digest(path)
+            done_digest = windows.done_digest(path)
             if done_digest == digest:
-                if not resumed:
+                if not resumed and context.rank == 0:
                     _note(f"resuming the job in {work}")
                 resumed += len(window)
                 progress.skip(len(window))
@@ -647,77 +498,31 @@ def _embed_windows(
                     f"lines {window[0].index + 1}-{window[-1].index + 1} of the input differ from the interrupted "
                     f"job in {work}; run with the same input, or pass --restart"
                 )
-        _embed_window(embedder, window, path, digest, options, progress)
+        windows.write_window(embedder, window, path, digest, options, progress.done)
     return number_of_windows, resumed
 
 
-def _embed_window(
-    embedder: Embedder,
-    window: list[InputLine],
-    path: Path,
-    digest: str,
-    options: EmbedOptions,
-    progress: _Progress,
-) -> None:
-    """Write one window's datasets to `path` (via a `.tmp` file renamed when complete)."""
-    word_lists = [line.words if line.words is not None else embedder.split(line.sentence) for line in window]
-    temporary = path.with_name(path.name + ".tmp")
-    with new_hdf5_file(temporary) as part:
-        part.attrs["first_line"] = window[0].index
-        part.attrs["count"] = len(window)
-        part.attrs["digest"] = digest
-        part.attrs["sentences"] = json.dumps([line.sentence for line in window])
-        results = embedder.iter_embeddings(
-            word_lists, options.layers, options.mix_weights, options.gamma, options.pool, options.batch_size
+def _assemble(work: Path, output: Path, number_of_windows: int, windows: WindowFormat, options: EmbedOptions) -> int:
+    """Check that the parts are those of the input, assemble them into `OUTPUT.parts/merged.tmp` and move it onto
+    the output in one step; returns the number of lines."""
+    parts = [_window_path(work, number, windows) for number in range(number_of_windows)]
+    stale = sorted(
+        path.name
+        for path in work.glob(f"window-*{windows.suffix}")
+        if (_window_number(path.name) or 0) >= number_of_windows
+    )
+    if stale:
+        raise EmbedError(
+            f"the input has fewer lines than the interrupted job in {work} ({stale[0]} is beyond its end); "
+            "run with the same input, or pass --restart"
         )
-        for position, array in results:
-            part.create_dataset(str(window[position].index), data=array.astype(options.dtype, copy=False))
-            progress.done(len(word_lists[position]))
-    os.replace(temporary, path)
-
-
-def _assemble(work: Path, output: Path, number_of_windows: int, options: EmbedOptions) -> int:
-    """Copy the window files into the output in input order, add `sentence_to_index`, and move it into place.
-    Returns the number of lines."""
+    missing = [path.name for path in parts if not path.is_file()]
+    if missing:
+        raise EmbedError(f"{work} lacks {missing[0]} although every process is done; run the same command again")
     merged = work / "merged.tmp"
-    index_text = work / "sentence_to_index.json.tmp"
-    with new_hdf5_file(merged, track_order=True) as target:
-        with naming_os_errors(index_text), index_text.open("w", encoding="utf-8") as index:
-            lines = _copy_windows(work, target, index, number_of_windows, options)
-        dataset = target.create_dataset(INDEX_DATASET, (1,), dtype=h5py.string_dtype())
-        dataset[0] = index_text.read_bytes()
+    lines = windows.assemble(work, merged, parts, options)
     os.replace(merged, output)
     return lines
-
-
-def _copy_windows(work: Path, target: h5py.File, index: IO[str], number_of_windows: int, options: EmbedOptions) -> int:
-    """Copy every window's datasets into `target` and write the `sentence_to_index` JSON object to `index`.
-    Returns the number of lines."""
-    seen: set[int] = set()
-    lines = 0
-    index.write("{")
-    for number in range(number_of_windows):
-        with h5py.File(_window_path(work, number), "r") as part:
-            sentences = json.loads(part.attrs["sentences"])
-            first = int(part.attrs["first_line"])
-            for offset, sentence in enumerate(sentences):
-                line = first + offset
-                name = sentence if options.use_sentence_keys else str(line)
-                key = _sentence_key(sentence)
-                if key not in seen:
-                    seen.add(key)
-                    index.write(("" if len(seen) == 1 else ", ") + json.dumps(sentence) + ": " + json.dumps(name))
-                if name not in target:
-                    part.copy(part[str(line)], target, name=name)
-            lines += len(sentences)
-    index.write("}")
-    return lines
-
-
-def _sentence_key(sentence: str) -> int:
-    """A 128-bit hash of a sentence: `sentence_to_index` remembers these, not the sentences, to find repeats."""
-    digest = hashlib.blake2b(sentence.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-    return int.from_bytes(digest, "little")
 
 
 def parse_mix_weights(text: str | None) -> tuple[float, ...] | None:

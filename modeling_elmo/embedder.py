@@ -9,6 +9,8 @@ embedder.embed_sentence("The play was a hit.")                  # (L + 1, 6, 2P)
 embedder.embed_sentences(["I saw the play .".split(), "Hi"], layers="top")   # [(4, 2P), (1, 2P)]
 embedder.embed_sentences(texts, layers="average", pool="mean")  # one (2P,) vector per text
 embedder.embed_file("corpus.txt", "corpus.hdf5", layers="all")  # the `elmo embed` command (resumable)
+embedder.embed_file("corpus.txt", "corpus.parquet", layers="top")  # one Parquet row per line
+dataset.map(embedder.embed_dataset_batch, batched=True, fn_kwargs={"layers": "top"})   # a datasets.Dataset
 ```
 
 A sentence is a raw text (split into words by the model's tokenizer) or a list of words (used as given).
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from .conversion.folder import transformers_progress_bars_off
 from .pipeline_elmo import POOLINGS, pool_words, resolve_layer, select_layers, to_numpy
 from .pretrained import DEFAULT_MODEL
 from .tokenization_elmo import ElmoTokenizer
+from .tokenization_elmo_fast import ElmoTokenizerFast
 
 Sentence = str | Sequence[str]
 
@@ -61,8 +64,9 @@ class ElmoEmbedder:
     Args:
         model: a converted model folder, a Hub id, or a loaded `ElmoModel`; default: the English model shipped
             with the package (`modeling_elmo.pretrained.DEFAULT_MODEL`, no download).
-        tokenizer: the tokenizer; by default the one saved with the model (a fresh `ElmoTokenizer` for a model
-            that was not loaded from a folder or the Hub).
+        tokenizer: the tokenizer; by default the one saved with the model (a fresh `ElmoTokenizerFast`, which
+            gives the words and ids of `ElmoTokenizer` faster, for a model that was not loaded from a folder or
+            the Hub).
         device: where to run the model (`"cpu"`, `"cuda"`, `"cuda:1"`, …); default: where the model is.
         batch_size: sentences per batch unless a call says otherwise.
         revision: the Hub revision (branch, tag or commit) to load.
@@ -97,7 +101,7 @@ class ElmoEmbedder:
             tokenizer = (
                 AutoTokenizer.from_pretrained(model.name_or_path, trust_remote_code=trust_remote_code)
                 if model.name_or_path
-                else ElmoTokenizer(max_characters_per_token=model.config.max_characters_per_token)
+                else ElmoTokenizerFast(max_characters_per_token=model.config.max_characters_per_token)
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -203,6 +207,49 @@ class ElmoEmbedder:
         """The array of one sentence: (L + 1, words, 2P) for `layers="all"`, else (words, 2P)."""
         return self.embed_sentences([sentence], layers, pool=pool, mix_weights=mix_weights, gamma=gamma)[0]
 
+    def embed_dataset_batch(
+        self,
+        batch: Mapping[str, Sequence],
+        rank: int | None = None,
+        *,
+        text_column: str = "text",
+        layers: str | int = "top",
+        pool: str | None = None,
+        mix_weights: Sequence[float] | None = None,
+        gamma: float | None = None,
+        dtype: str = "float32",
+        words_column: str | None = "words",
+        vectors_column: str = "vectors",
+    ) -> dict[str, list]:
+        """Embed a batch of a `datasets.Dataset` column: a function for `Dataset.map(batched=True)`.
+
+        ```python
+        dataset = dataset.map(embedder.embed_dataset_batch, batched=True, batch_size=256,
+                              fn_kwargs={"text_column": "text", "layers": "top"})
+        # one process per GPU: each moves the model to cuda:RANK (start the processes with "spawn")
+        dataset = dataset.map(embedder.embed_dataset_batch, batched=True, with_rank=True,
+                              num_proc=torch.cuda.device_count(), fn_kwargs={"layers": "top"})
+        ```
+
+        `text_column` holds a text (split by the tokenizer) or a list of words per row; the new columns are
+        `words_column` (the words; None: not added) and `vectors_column` (one array per row, as `embed_sentences`
+        gives, in `dtype`). With `with_rank=True` and CUDA available, the process of rank r runs the model on
+        `cuda:r` (modulo the number of devices); without CUDA, the rank changes nothing. The vectors are those of
+        `embed_sentences` on the batch's texts (batches sorted by length inside the `Dataset.map` batch).
+        """
+        if text_column not in batch:
+            raise KeyError(f"the batch has no column {text_column!r}; its columns: {sorted(batch)}")
+        if rank is not None and torch.cuda.is_available():
+            device = torch.device("cuda", rank % torch.cuda.device_count())
+            if self.device != device:
+                self.model.to(device)
+        word_lists = [self.split(sentence) for sentence in batch[text_column]]
+        arrays = self.embed_sentences(word_lists, layers, pool=pool, mix_weights=mix_weights, gamma=gamma)
+        columns: dict[str, list] = {vectors_column: [array.astype(dtype, copy=False) for array in arrays]}
+        if words_column is not None:
+            columns[words_column] = word_lists
+        return columns
+
     def embed_file(
         self,
         input_path: str | os.PathLike,
@@ -215,12 +262,14 @@ class ElmoEmbedder:
         dtype: str = "float32",
         **options,
     ) -> Path:
-        """Embed a text file (one sentence per line, or `.jsonl`) into HDF5, as `elmo embed` does.
+        """Embed a text file (one sentence per line, or `.jsonl`) into HDF5, or Parquet for a `.parquet` output, as
+        `elmo embed` does.
 
-        One dataset per line, named by its line index (or by the sentence with `use_sentence_keys`), plus
-        `sentence_to_index`; resumable after an interruption. Further keyword arguments are those of
+        HDF5: one dataset per line, named by its line index (or by the sentence with `use_sentence_keys`), plus
+        `sentence_to_index`; Parquet: one row per line (`modeling_elmo.embed_parquet`). Resumable after an
+        interruption; under `torchrun` the processes share the work. Further keyword arguments are those of
         `modeling_elmo.embed.EmbedOptions` (e.g. `mix_weights`, `gamma`, `window`, `input_format`,
-        `encoding_errors`, `overwrite`, `progress`). Returns the output path.
+        `encoding_errors`, `output_format`, `overwrite`, `progress`). Returns the output path.
         """
         from .embed import EmbedOptions, embed_file
 

@@ -9,6 +9,8 @@ attention kernels behind a function table, with the readable version in the mode
   depend on its batch (`at_least_product_rows`);
 - the bookkeeping of sentences packed time-major (`PackedSteps`) and of the LSTM input contributions computed in
   blocks of steps (`step_input_contributions`);
+- the padded, masked time loop that `torch.compile` and `torch.export` record instead of the packing, as a loop
+  rather than the steps unrolled (`tracing`, `masked_time_loop`, `reversed_rows`);
 - the token cache: token vectors precomputed for a vocabulary and found by a hash of the character ids
   (`token_cache`, `look_up_tokens`; without it, the token embedder computes every word).
 
@@ -25,6 +27,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+
+def tracing() -> bool:
+    """Whether `torch.compile`, `torch.export` or `torch.jit.trace` is recording the model. The speed machinery then
+    steps aside for formulations that hold for every batch shape: no Python values taken from tensor values, no
+    shapes that depend on them, no branches on the batch size."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 # ------------------------------------------------------------------------------------------------ matrix products
 
 #: Fewest rows of a plain (BLAS) matrix product. With fewer, the library takes small-matrix code paths whose
@@ -34,16 +44,21 @@ MIN_PRODUCT_ROWS = 16
 
 def at_least_product_rows(inputs: torch.Tensor) -> torch.Tensor:
     """`inputs` (..., n, X) with zero rows appended up to `MIN_PRODUCT_ROWS` (the caller keeps the first n
-    rows of the product): every row's product is then computed the same way whatever the batch."""
+    rows of the product): every row's product is then computed the same way whatever the batch. A recorded graph
+    (`tracing`) appends `MIN_PRODUCT_ROWS` rows whatever n, so that it holds for every batch size."""
+    if tracing():
+        return nn.functional.pad(inputs, (0, 0, 0, MIN_PRODUCT_ROWS))
     missing = MIN_PRODUCT_ROWS - inputs.shape[-2]
     return nn.functional.pad(inputs, (0, 0, 0, missing)) if missing > 0 else inputs
 
 
 def onednn_applies(weight: torch.Tensor) -> bool:
     """oneDNN's matrix products with pre-packed weights serve float32 CPU inference: two to four times as fast
-    as the default BLAS for these shapes on the machines measured (`benchmarks/bench_inference.py`)."""
+    as the default BLAS for these shapes on the machines measured (`benchmarks/bench_inference.py`). Not in a
+    recorded graph (`tracing`): the packed weights and their cache live outside it."""
     return (
-        weight.device.type == "cpu"
+        not tracing()
+        and weight.device.type == "cpu"
         and weight.dtype == torch.float32
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -207,6 +222,71 @@ def step_input_contributions(
             block = contributions(inputs[:, block_start:block_end])
         yield block[:, offset - block_start : offset - block_start + rows]
         offset += rows
+
+
+# --------------------------------------------------------------------------------------- the padded, masked time loop
+
+
+def reversed_rows(vectors: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
+    """(B, S, X) vectors with each row's real positions (the (B, S) bool `step_mask`, a prefix of each row) in
+    reverse order and zeros past them: the order in which the backward direction reads a padded batch. Applied
+    twice, it gives the vectors back (zero at padding)."""
+    lengths = step_mask.sum(dim=1, keepdim=True)
+    positions = (lengths - 1 - torch.arange(step_mask.shape[1], device=step_mask.device)).clamp(min=0)
+    gathered = vectors.gather(1, positions[..., None].expand(vectors.shape))
+    return torch.where(step_mask[..., None], gathered, 0.0)
+
+
+def masked_time_loop(
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    contributions: torch.Tensor,
+    step_mask: torch.Tensor,
+    cell: torch.Tensor,
+    hidden: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run `step(input_part, cell, hidden) -> (cell, hidden)` over the S steps of a padded batch: every sentence at
+    every step, its state kept where the (B, S) bool `step_mask` is false (past its end) and its output zero there.
+    While `torch.compile` or `torch.export` records it, the steps are one `torch.while_loop` (an ONNX `Loop`), so the
+    graph holds for every sentence length; otherwise (and under `torch.jit.trace`, which unrolls) a Python loop.
+
+    Args:
+        step: one step of both directions (`ElmoLstmLayer.step`): (2, B, G) input part, (2, B, D) cell and (2, B, P)
+            hidden state → the new cell and hidden state.
+        contributions: (2, B, S, G) every step's input part, in each direction's own time order.
+        step_mask: (B, S) bool, true at real positions (a prefix of each row); the same for both directions.
+        cell: (2, B, D) and hidden: (2, B, P) initial states.
+
+    Returns:
+        outputs (2, B, S, P) (the hidden states, zero past each sentence's end), final cell, final hidden.
+    """
+    steps = contributions.permute(2, 0, 1, 3)
+    keep_steps = step_mask.t()[:, None, :, None]
+
+    def advance(index: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        new_cell, new_hidden = step(steps.index_select(0, index)[0], cell, hidden)
+        keep = keep_steps.index_select(0, index)[0]
+        new_output = torch.where(keep, new_hidden, 0.0)
+        return torch.where(keep, new_cell, cell), torch.where(keep, new_hidden, hidden), new_output
+
+    num_steps = steps.shape[0]
+    if not torch.compiler.is_compiling():
+        outputs = []
+        for index in torch.arange(num_steps, device=steps.device)[:, None]:
+            cell, hidden, output = advance(index, cell, hidden)
+            outputs.append(output)
+        return torch.stack(outputs, dim=2), cell, hidden
+
+    def more_steps(index: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
+        return index < num_steps
+
+    def one_step(index: torch.Tensor, cell: torch.Tensor, hidden: torch.Tensor, outputs: torch.Tensor) -> tuple:
+        cell, hidden, output = advance(index.view(1), cell, hidden)
+        return index + 1, cell, hidden, outputs.index_copy(0, index.view(1), output[None])
+
+    first = torch.zeros((), dtype=torch.long, device=steps.device)
+    outputs = hidden.new_zeros(num_steps, *hidden.shape)
+    _, cell, hidden, outputs = torch.while_loop(more_steps, one_step, (first, cell, hidden, outputs))
+    return outputs.permute(1, 2, 0, 3), cell, hidden
 
 
 # ------------------------------------------------------------------------------------------------ the token cache

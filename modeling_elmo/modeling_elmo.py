@@ -4,7 +4,8 @@ The file follows the paper's data flow: characters → character CNN → highway
 context-independent token vector) → a stack of bidirectional LSTM layers with projection and clipping →
 the L + 1 layers a downstream task mixes with `ElmoScalarMix`; then the language model the biLM was trained as,
 and the task heads. The speed machinery (oneDNN products, packing, blocks of steps, the token cache) lives in
-`kernels_elmo.py`, each piece behind a small function with its plain PyTorch path.
+`kernels_elmo.py`, each piece behind a small function with its plain PyTorch path; what a model folder holds besides
+the math (strict loading of its weights, the remote-code maps, the language model's `vocab.txt`) in `loading_elmo.py`.
 
 Shapes: B = batch, T = words, S = T + 2 (with the sentence boundaries), C = characters per word,
 E = character embedding size, F = character CNN width, P = projection size, D = LSTM cell size,
@@ -13,24 +14,20 @@ L = LSTM layers; "2" as a leading dimension indexes the direction (0 forward, 1 
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-import pickle
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
-from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
-from transformers.utils import ModelOutput, cached_file
+from transformers.utils import ModelOutput
 
-from .configuration_elmo import ElmoConfig, ElmoError
+from .configuration_elmo import ElmoConfig
 from .kernels_elmo import GATE_BLOCK_ROWS as GATE_BLOCK_ROWS  # the gate-block size, re-exported for the tests
 from .kernels_elmo import (
     TOKEN_CACHE_BUFFERS,
@@ -39,9 +36,14 @@ from .kernels_elmo import (
     direction_products,
     linear,
     look_up_tokens,
+    masked_time_loop,
+    reversed_rows,
     step_input_contributions,
     token_cache,
+    tracing,
 )
+from .loading_elmo import ElmoWeightsError as ElmoWeightsError  # re-exported: raised by the classes' from_pretrained
+from .loading_elmo import StrictLoadingMixin, add_remote_code_maps, load_lm_vocabulary, save_lm_vocabulary
 
 # The LSTM adds this to the forget gate's pre-activation (not stored in the weights, as in bilm-tf).
 FORGET_BIAS = 1.0
@@ -111,13 +113,16 @@ def check_ids(
 ) -> None:
     """Raise a `ValueError` naming `name` unless `ids` is an integer tensor of `shape` (described as `layout`, e.g.
     `"(batch, words)"`) whose entries (where the bool mask `where` is true, other than `ignore_index`) are `kind` in
-    [0, count)."""
+    [0, count). A graph that `torch.compile` or `torch.export` records checks the shape and dtype only: the values are
+    not known while it is recorded."""
     if not isinstance(ids, torch.Tensor) or tuple(ids.shape) != tuple(shape):
         found = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
         expected = tuple(shape) if layout is None else f"{layout} = {tuple(shape)}"
         raise ValueError(f"{name} must be a {expected} tensor of {kind}, got {found}")
     if ids.dtype.is_floating_point or ids.dtype == torch.bool:
         raise ValueError(f"{name} must hold integer {kind}, got dtype {ids.dtype}")
+    if tracing():
+        return
     used = ids if where is None else ids[where]
     used = used if ignore_index is None else used[used != ignore_index]
     if used.numel() and (used.min() < 0 or used.max() >= count):
@@ -161,8 +166,8 @@ class ElmoCharacterCNN(nn.Module):
     def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
         """(N, C) character ids → (N, F) features, `CHAR_CNN_CHUNK_WORDS` words at a time: the responses of
         the widest filter for N words at once would take N × C × F_w floats (900 MB for a 5,000-word text with
-        the Original model)."""
-        if char_ids.shape[0] <= CHAR_CNN_CHUNK_WORDS:
+        the Original model). A recorded graph (`kernels_elmo.tracing`) takes all words at once, for every N."""
+        if tracing() or char_ids.shape[0] <= CHAR_CNN_CHUNK_WORDS:
             return self._features(char_ids)
         return torch.cat([self._features(chunk) for chunk in char_ids.split(CHAR_CNN_CHUNK_WORDS)])
 
@@ -328,6 +333,9 @@ class ElmoBiLstm(nn.Module):
     `nn.utils.rnn.PackedSequence`): step s holds the sentences longer than s, so no work is spent on padding. The
     backward direction reads every sentence from its own end. Both the biLM (`ElmoModel`) and the language model
     (`ElmoForBidirectionalLM`, with its dropout and packed windows) run it.
+
+    While `torch.compile` or `torch.export` records the model (`kernels_elmo.tracing`), the same layers run on the
+    padded batch instead (`padded_forward`), a graph that holds for every batch shape.
     """
 
     def __init__(self, config: ElmoConfig) -> None:
@@ -344,7 +352,7 @@ class ElmoBiLstm(nn.Module):
         backward_vectors: torch.Tensor | None = None,
         dropout: nn.Module | None = None,
         unpack: bool = True,
-    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, PackedSteps]:
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, PackedSteps | None]:
         """Args:
             token_vectors: (B, S, P).
             step_mask: (B, S) bool, true at real positions (a prefix of each row).
@@ -357,8 +365,10 @@ class ElmoBiLstm(nn.Module):
         Returns:
             the L layer outputs, each (B, S, 2P) = [forward; backward] at the positions each direction read and
             zero at padding, or with `unpack=False` (2, N, P) packed time-major; the final states (L, 2, B, D),
-            (L, 2, B, P); and the packing (which batch position each packed row reads).
+            (L, 2, B, P); and the packing (which batch position each packed row reads; None from `padded_forward`).
         """
+        if tracing() and unpack and backward_vectors is None and dropout is None:  # the biLM's call (`ElmoModel`)
+            return self.padded_forward(token_vectors, step_mask, cell, hidden)
         packing = PackedSteps.of(step_mask, backward_reversed=backward_vectors is None)
         layer_input = packing.pack(token_vectors, backward_vectors)
         outputs, final_cells, final_hiddens = [], [], []
@@ -377,6 +387,34 @@ class ElmoBiLstm(nn.Module):
             layer_input = output
         return outputs, torch.stack(final_cells), torch.stack(final_hiddens), packing
 
+    def padded_forward(
+        self,
+        token_vectors: torch.Tensor,
+        step_mask: torch.Tensor,
+        cell: torch.Tensor,
+        hidden: torch.Tensor,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, None]:
+        """`forward` on the padded batch: every sentence at every step, its state kept past its end
+        (`kernels_elmo.masked_time_loop`, which runs `ElmoLstmLayer.step`), the backward direction reading each row
+        reversed (`kernels_elmo.reversed_rows`). Nothing is sorted or packed, and no Python value comes from a
+        tensor's values, so `torch.compile` and `torch.export` record one graph, with the steps as a loop, for every
+        batch shape. Same arguments and results as `forward` (layer outputs unpacked), up to float32 rounding."""
+        batch_size, num_steps = step_mask.shape
+        layer_input = torch.stack([token_vectors, reversed_rows(token_vectors, step_mask)])
+        outputs, final_cells, final_hiddens = [], [], []
+        for index, layer in enumerate(self.layers):
+            contributions = layer.input_contributions(layer_input.flatten(1, 2)).unflatten(1, (batch_size, num_steps))
+            output, final_cell, final_hidden = masked_time_loop(
+                layer.step, contributions, step_mask, cell[index], hidden[index]
+            )
+            if self.use_skip_connections and index > 0:
+                output = output + layer_input
+            outputs.append(torch.cat([output[0], reversed_rows(output[1], step_mask)], dim=-1))
+            final_cells.append(final_cell)
+            final_hiddens.append(final_hidden)
+            layer_input = output
+        return outputs, torch.stack(final_cells), torch.stack(final_hiddens), None
+
 
 @dataclass
 class ElmoModelOutput(ModelOutput):
@@ -392,153 +430,16 @@ class ElmoModelOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
-# Strict loading: a folder's weights must be exactly those of the class being loaded (see
-# `ElmoPreTrainedModel.from_pretrained`).
-SAFETENSORS_WEIGHTS_NAME = "model.safetensors"
-#: The safetensors dtypes a weight may be stored in (loading casts it to the model's dtype).
-FLOAT_STORAGE_DTYPES = ("F16", "BF16", "F32", "F64")
-_HUB_OPTIONS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
-#: config.json's `custom_pipelines` in a folder saved with its remote code, as `Pipeline.save_pretrained` writes it:
-#: `pipeline(model=folder, trust_remote_code=True)` then builds the `elmo-embeddings` pipeline of `pipeline_elmo.py`.
-REMOTE_CODE_PIPELINES = {"elmo-embeddings": {"impl": "pipeline_elmo.ElmoEmbeddingsPipeline", "pt": ["AutoModel"]}}
+class ElmoPreTrainedModel(StrictLoadingMixin, PreTrainedModel):
+    """What the ELMo classes share: the configuration, bilm-tf's initialisation for training from scratch, strict
+    loading (`from_pretrained` of `loading_elmo.StrictLoadingMixin`: a folder's weights must be exactly those of the
+    class, else `ElmoWeightsError`) and saving with the remote code."""
 
-
-class ElmoWeightsError(ElmoError, OSError):
-    """A model's weights cannot be used: the weight file is not a readable safetensors file, or tensors are missing,
-    unexpected, mis-shaped, not stored as floats or not finite. The message names the file and the tensors."""
-
-
-def _named(names: Iterable[str], limit: int = 4) -> str:
-    """A few names for a one-line message: `'a', 'b' and 3 more`."""
-    names = sorted(names)
-    shown = ", ".join(repr(name) for name in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-class ElmoPreTrainedModel(PreTrainedModel):
     config_class = ElmoConfig
     base_model_prefix = "elmo"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = ("ElmoTokenEmbedder", "ElmoLstmLayer")
-    #: The tensors (a regular expression over state-dict names) a class starts fresh when a folder holds none of them.
-    _fresh_on_load: str | None = None
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, strict: raises `ElmoWeightsError` naming the file and the tensors when
-        `model.safetensors` is truncated or corrupt, lacks a tensor of this class (the `primed_*_state` buffers
-        included), holds one it does not use, or one of another shape or a non-float dtype, and when a loaded
-        tensor is not finite (NaN or infinite, also after the cast to the loaded dtype); also when pickled weights
-        (`pytorch_model.bin`) hold more than tensors (`weights_only=True` never runs them). The safetensors file is
-        checked before anything is loaded. The tensors a class starts fresh or ignores are named in its docstring;
-        `ignore_mismatched_sizes=True` lets only those be re-initialised."""
-        weights_path = cls._check_weights_file(pretrained_model_name_or_path, kwargs)
-        source = weights_path or pretrained_model_name_or_path
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *model_args, **{**kwargs, "output_loading_info": True}
-            )
-        except SafetensorError as error:
-            raise ElmoWeightsError(f"{source} is truncated or corrupt ({error})") from error
-        except pickle.UnpicklingError as error:  # a pickle that `torch.load(weights_only=True)` refuses to run
-            detail = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. |\n|$)", str(error))
-            reason = detail.group(1) if detail else "not a file of plain tensors"
-            raise ElmoWeightsError(f"{source}: the pickled weights are refused, unread ({reason})") from error
-        mismatched = {name: (found, expected) for name, found, expected in info["mismatched_keys"]}
-        model._raise_for_weight_problems(
-            source, model.state_dict().keys(), info["missing_keys"], info["unexpected_keys"], mismatched, {}, kwargs
-        )
-        not_finite = [
-            name
-            for name, tensor in model.state_dict().items()
-            if tensor.is_floating_point() and not tensor.is_meta and not torch.isfinite(tensor).all()
-        ]
-        if not_finite:
-            dtype = str(model.dtype).removeprefix("torch.")
-            raise ElmoWeightsError(
-                f"{source}: tensors with NaN or infinite values: {_named(not_finite)} "
-                f"(as loaded in {dtype}; values beyond its range become infinite)"
-            )
-        return (model, info) if kwargs.get("output_loading_info") else model
-
-    @classmethod
-    def _check_weights_file(cls, pretrained_model_name_or_path: str | os.PathLike, kwargs: dict) -> str | None:
-        """Check the safetensors file that `from_pretrained` is about to load against this class built on the meta
-        device from the same config (names, shapes and float dtypes), reading only the file's header. Returns its
-        path; None where there is none (weights given as a `state_dict`, GGUF or pickle files)."""
-        if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None or kwargs.get("gguf_file"):
-            return None
-        variant = kwargs.get("variant")
-        weights_path = cached_file(
-            pretrained_model_name_or_path,
-            f"model.{variant}.safetensors" if variant else SAFETENSORS_WEIGHTS_NAME,
-            **{name: kwargs[name] for name in _HUB_OPTIONS if name in kwargs},
-            _raise_exceptions_for_missing_entries=False,
-        )
-        if weights_path is None:
-            return None
-        config = kwargs.get("config")
-        if not isinstance(config, PreTrainedConfig):
-            overrides = {name: value for name, value in kwargs.items() if name != "config"}
-            config, _ = cls.config_class.from_pretrained(
-                config or pretrained_model_name_or_path, return_unused_kwargs=True, **overrides
-            )
-        with torch.device("meta"):
-            state = cls(copy.deepcopy(config)).state_dict()
-        try:
-            with safe_open(weights_path, framework="pt") as handle:
-                names = handle.keys()
-                slices = {name: handle.get_slice(name) for name in names}
-                stored = {name: (tuple(piece.get_shape()), piece.get_dtype()) for name, piece in slices.items()}
-        except SafetensorError as error:
-            raise ElmoWeightsError(f"{weights_path} is truncated or corrupt ({error})") from error
-        # The biLM is named with the `elmo.` prefix in a task head's folder, without it in a biLM's or a language
-        # model's; transformers adds or strips the prefix. Compare under the file's names.
-        prefix = cls.base_model_prefix + "."
-        file_prefixed, class_prefixed = (any(name.startswith(prefix) for name in keys) for keys in (stored, state))
-        if file_prefixed and not class_prefixed:
-            state = {prefix + name: tensor for name, tensor in state.items()}
-        elif class_prefixed and not file_prefixed:
-            state = {name.removeprefix(prefix): tensor for name, tensor in state.items()}
-        expected = {name: tuple(tensor.shape) for name, tensor in state.items()}
-        present = sorted(expected.keys() & stored.keys())
-        mismatched = {name: (stored[name][0], expected[name]) for name in present if stored[name][0] != expected[name]}
-        not_float = {name: stored[name][1] for name in present if stored[name][1] not in FLOAT_STORAGE_DTYPES}
-        cls._raise_for_weight_problems(
-            weights_path, expected, expected.keys() - stored.keys(), stored.keys() - expected.keys(), mismatched,
-            not_float, kwargs,
-        )  # fmt: skip
-        return weights_path
-
-    @classmethod
-    def _raise_for_weight_problems(
-        cls,
-        source: str | os.PathLike,
-        expected: Iterable[str],
-        missing: set[str],
-        unexpected: set[str],
-        mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
-        not_float: dict[str, str],
-        kwargs: dict,
-    ) -> None:
-        """Raise `ElmoWeightsError` for the problems left once the tensors the class may start fresh (all of
-        `_fresh_on_load`, or none) and those it ignores (`_keys_to_ignore_on_load_unexpected`) are set aside."""
-        fresh = {name for name in expected if cls._fresh_on_load and re.match(cls._fresh_on_load, name)}
-        missing = missing - fresh if fresh <= missing else set(missing)
-        ignored = "|".join(f"({pattern})" for pattern in cls._keys_to_ignore_on_load_unexpected or ())
-        unexpected = {name for name in unexpected if not (ignored and re.search(ignored, name))}
-        if kwargs.get("ignore_mismatched_sizes"):
-            mismatched = {name: shapes for name, shapes in mismatched.items() if name not in fresh}
-        problems = [f"missing {_named(missing)}"] if missing else []
-        problems += [f"unexpected {_named(unexpected)}"] if unexpected else []
-        details = [
-            f"{name!r} has shape {found}, the config implies {shape}" for name, (found, shape) in mismatched.items()
-        ]
-        details += [f"{name!r} is stored as {dtype}, not as floats" for name, dtype in not_float.items()]
-        problems += details[:4] + ([f"{len(details) - 4} more such tensors"] if len(details) > 4 else [])
-        if problems:
-            raise ElmoWeightsError(f"{source} does not hold the tensors of {cls.__name__}: {'; '.join(problems)}")
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, with the remote code where the class is registered for an Auto class
@@ -547,10 +448,7 @@ class ElmoPreTrainedModel(PreTrainedModel):
         `AUTO_CLASSES` (a biLM's folder builds a task head, a head's folder the biLM), and its `custom_pipelines`
         the `elmo-embeddings` pipeline. Also what `push_to_hub` uploads."""
         if self._auto_class is not None:
-            classes = {"AutoConfig": type(self.config), **AUTO_CLASSES}
-            auto_map = {name: f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}" for name, cls in classes.items()}
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **auto_map}
-            self.config.custom_pipelines = copy.deepcopy(REMOTE_CODE_PIPELINES)
+            add_remote_code_maps(self.config, AUTO_CLASSES)
         super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
@@ -672,7 +570,13 @@ class ElmoModel(ElmoPreTrainedModel):
     ) -> torch.Tensor:
         """Token vectors (B, S, P) for the (B, S, C) character ids (and (B, S) word ids with a word embedding),
         computed only where `mask` (B, S) is true and exactly zero elsewhere. Words in the token cache
-        (`cache_token_embeddings`) are looked up."""
+        (`cache_token_embeddings`) are looked up. A recorded graph (`kernels_elmo.tracing`) computes every position
+        and zeroes the padding: selecting the real positions, or the cached words, would give shapes that depend
+        on the values."""
+        if tracing():
+            flat_word_ids = None if word_ids is None else word_ids.reshape(-1)
+            vectors = self.token_embedder(char_ids.reshape(-1, char_ids.shape[-1]), flat_word_ids)
+            return torch.where(mask[..., None], vectors.view(*mask.shape, vectors.shape[-1]), 0.0)
         flat_mask = mask.reshape(-1)
         flat_word_ids = None if word_ids is None else word_ids.reshape(-1)[flat_mask]
         selected = self.token_vectors(char_ids.reshape(-1, char_ids.shape[-1])[flat_mask], flat_word_ids)
@@ -690,8 +594,9 @@ class ElmoModel(ElmoPreTrainedModel):
 
         Args:
             words: the vocabulary (duplicates are fine). The sentence markers are always cached.
-            tokenizer: the `ElmoTokenizer` whose ids the model receives (default: UTF-8 bytes as `ElmoTokenizer()`
-                encodes them, `utf8_char_ids`; required for a model with character_scheme `"dictionary"`).
+            tokenizer: the `ElmoTokenizer` or `ElmoTokenizerFast` whose ids the model receives (its
+                `words_to_char_ids` gives every word's row at once); default: UTF-8 bytes as `ElmoTokenizer()`
+                encodes them, `utf8_char_ids`; required for a model with character_scheme `"dictionary"`.
             batch_size: words per forward pass while filling the cache.
 
         With a word embedding, a token vector depends on the word id too: each cache entry is a (character-id
@@ -711,7 +616,7 @@ class ElmoModel(ElmoPreTrainedModel):
         if tokenizer is None:
             word_char_ids = utf8_char_ids(words, config)
         else:
-            word_char_ids = torch.tensor(tokenizer.convert_tokens_to_ids(words), dtype=torch.long)
+            word_char_ids = torch.from_numpy(tokenizer.words_to_char_ids(words))
         word_char_ids = word_char_ids.to(device).view(-1, config.max_characters_per_token)
         char_ids = torch.cat([sentence_marker_char_ids(config, device), word_char_ids])
         word_ids = None
@@ -763,6 +668,8 @@ class ElmoModel(ElmoPreTrainedModel):
                     f"{tuple(input_ids.shape[:2])}"
                 )
             word_mask = attention_mask.bool()
+        if tracing():  # a recorded graph checks shapes only (`check_ids`)
+            return word_mask
         lengths = word_mask.sum(dim=1)
         if not torch.equal(word_mask, torch.arange(word_mask.shape[1], device=word_mask.device) < lengths[:, None]):
             raise ValueError("attention_mask must mark words with 1 and only right padding with 0")
@@ -916,15 +823,6 @@ def _masked_layer_norm(layer: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 #: Target id that `ElmoForBidirectionalLM` ignores (padding, or a word left out of the loss).
 LM_IGNORE_INDEX = -100
-#: The language model's word vocabulary inside a model folder: one word per line, line i = softmax row i.
-LM_VOCABULARY_FILE = "vocab.txt"
-
-
-def read_lm_vocabulary(path: str | os.PathLike) -> list[str]:
-    """The words of a vocabulary file, in softmax-row order: one word per line, optionally followed by a tab and
-    its count (as `elmo build-vocab` writes it; the original `vocab-2016-09-10.txt` has no counts)."""
-    with open(path, encoding="utf-8") as handle:
-        return [line.split("\t", 1)[0].strip() for line in handle if line.strip()]
 
 
 def log_uniform_probabilities(ids: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -1209,15 +1107,7 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
         """`PreTrainedModel.save_pretrained`, plus the vocabulary as `vocab.txt` (written first, under a temporary
         name and renamed, so that a push to the Hub includes it)."""
         if self.vocabulary is not None and kwargs.get("is_main_process", True):
-            if len(self.vocabulary) != self.config.lm_vocab_size:
-                raise ValueError(
-                    f"the vocabulary has {len(self.vocabulary)} words, the softmax {self.config.lm_vocab_size} rows"
-                )
-            os.makedirs(save_directory, exist_ok=True)
-            path = os.path.join(save_directory, LM_VOCABULARY_FILE)
-            with open(path + ".tmp", "w", encoding="utf-8") as handle:
-                handle.writelines(f"{word}\n" for word in self.vocabulary)
-            os.replace(path + ".tmp", path)
+            save_lm_vocabulary(save_directory, self.vocabulary, self.config.lm_vocab_size)
         super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
@@ -1225,20 +1115,7 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
         """`PreTrainedModel.from_pretrained`, plus the folder's `vocab.txt` as `model.vocabulary` (None without one)."""
         loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
-        hub_options = ("cache_dir", "force_download", "token", "revision", "local_files_only", "subfolder")
-        path = cached_file(
-            pretrained_model_name_or_path,
-            LM_VOCABULARY_FILE,
-            **{name: kwargs[name] for name in hub_options if name in kwargs},
-            _raise_exceptions_for_missing_entries=False,
-        )
-        if path is not None:
-            vocabulary = read_lm_vocabulary(path)
-            if len(vocabulary) != model.config.lm_vocab_size:
-                raise ValueError(
-                    f"{path} has {len(vocabulary)} words, config.json says lm_vocab_size = {model.config.lm_vocab_size}"
-                )
-            model.vocabulary = vocabulary
+        model.vocabulary = load_lm_vocabulary(pretrained_model_name_or_path, model.config.lm_vocab_size, kwargs)
         return loaded
 
 

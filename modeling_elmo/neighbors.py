@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .embed import EmbedError, InputLine, check_input, open_input, read_input_lines, resolve_input_format
+from .embed_options import EmbedError, InputLine
+from .embed_sources import check_input, open_input, read_input_lines, resolve_input_format
 from .embedder import ElmoEmbedder
 
 CHUNK_LINES = 1000
@@ -107,8 +108,8 @@ def nearest_occurrences(
     chunk_lines: int = CHUNK_LINES,
 ) -> NeighborsResult:
     """For every layer, the `k` corpus word occurrences nearest to the query's target word (see the module
-    docstring). `corpus` yields parsed lines (`modeling_elmo.embed.read_input_lines`), embedded `chunk_lines` at a
-    time."""
+    docstring). `corpus` yields parsed lines (`modeling_elmo.embed_sources.read_input_lines`), embedded
+    `chunk_lines` at a time."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise EmbedError(f"k must be a positive integer, got {k!r}")
     query_words = embedder.split(query)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from modeling_elmo.modeling_elmo import LM_IGNORE_INDEX, ElmoForBidirectionalLM
 from modeling_elmo.text_files import BEGIN_OF_SENTENCE, END_OF_SENTENCE, LanguageModelError, Vocabulary, read_lines
 from modeling_elmo.tokenization_elmo import ElmoTokenizer
+from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
 
 @dataclass
@@ -74,13 +75,15 @@ def evaluate_perplexity(
     total: int | None = None,
 ) -> PerplexityResult:
     """Forward, backward and average perplexity of `model` on `sentences` (lists of words), in batches of
-    `batch_size` consecutive sentences."""
+    `batch_size` consecutive sentences. `tokenizer` gives the words' character ids (an `ElmoTokenizerFast` of the
+    model's `max_characters_per_token` by default; the Python `ElmoTokenizer` gives the same ids)."""
     if model.vocabulary is None:
         raise LanguageModelError("the model has no vocabulary (vocab.txt): cannot look up the words' ids")
     if batch_size < 1:
         raise LanguageModelError(f"--batch-size must be a positive integer, got {batch_size}")
     vocabulary = Vocabulary(model.vocabulary, source="the model's vocab.txt")
-    tokenizer = tokenizer or ElmoTokenizer(max_characters_per_token=model.config.max_characters_per_token)
+    if tokenizer is None:
+        tokenizer = ElmoTokenizerFast(max_characters_per_token=model.config.max_characters_per_token)
     device = next(model.parameters()).device
     model.eval()
     model.reset_states()

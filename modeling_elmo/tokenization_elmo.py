@@ -68,6 +68,8 @@ from transformers.tokenization_utils_base import (
 )
 from transformers.utils import PaddingStrategy, logging, to_py_obj
 
+from .configuration_elmo import CHARACTER_SCHEMES
+
 logger = logging.get_logger(__name__)
 
 #: Character (byte-level) ids before the +1 shift.
@@ -93,7 +95,6 @@ _SENTENCE_MARKER_CHARS = {BOS_TOKEN: BOS_CHAR, EOS_TOKEN: EOS_CHAR}
 
 WORD_SPLITTERS = ("moses", "whitespace")
 
-CHARACTER_SCHEMES = ("utf8_bytes", "dictionary")
 #: Entries a character dictionary must have (ELMoForManyLangs' special characters).
 DICTIONARY_SPECIAL_CHARS = ("<bow>", "<eow>", "<oov>", "<pad>", "<bos>", "<eos>")
 #: Entries a word dictionary must have.

@@ -26,7 +26,7 @@ from modeling_elmo.configuration_elmo import ElmoConfig
 from modeling_elmo.embed import loading_model
 from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM, ElmoModel
 from modeling_elmo.text_files import LanguageModelError, Vocabulary, read_lines, read_vocabulary
-from modeling_elmo.tokenization_elmo import ElmoTokenizer
+from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 from modeling_elmo.training_config import TrainingSettings, load_run_config
 from modeling_elmo.training_data import (
     CorpusSpec,
@@ -154,7 +154,7 @@ def train_language_model(
     dataset = TrainingBatches(
         source, TokenEncoder(vocabulary, model.config.max_characters_per_token), settings, rank, world_size
     )
-    tokenizer = ElmoTokenizer(max_characters_per_token=model.config.max_characters_per_token)
+    tokenizer = ElmoTokenizerFast(max_characters_per_token=model.config.max_characters_per_token)
     trainer = LanguageModelTrainer(
         model=model,
         args=arguments,
@@ -255,7 +255,11 @@ def _steps_per_epoch(settings: TrainingSettings, counts: CorpusCounts, world_siz
 
 
 def _prime(
-    model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, path: str | os.PathLike, tokenized: bool, batch_size: int
+    model: ElmoForBidirectionalLM,
+    tokenizer: ElmoTokenizerFast,
+    path: str | os.PathLike,
+    tokenized: bool,
+    batch_size: int,
 ) -> None:
     """Set the primed initial state from the sentences of `path`, in batches of `batch_size` rows."""
     sentences = _priming_sentences(path, word_splitter(tokenized))

@@ -31,7 +31,7 @@ from modeling_elmo.conversion.folder import naming_os_errors
 from modeling_elmo.embed import one_line, weights_file_problem
 from modeling_elmo.modeling_elmo import ElmoForBidirectionalLM
 from modeling_elmo.text_files import LanguageModelError
-from modeling_elmo.tokenization_elmo import ElmoTokenizer
+from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 from modeling_elmo.training_config import TrainingSettings
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -126,9 +126,10 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def save_final_model(model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizer, output_dir: Path) -> None:
+def save_final_model(model: ElmoForBidirectionalLM, tokenizer: ElmoTokenizerFast, output_dir: Path) -> None:
     """Save the model into `output_dir` beside the run's files: written into a temporary folder first, then each
-    file renamed into place."""
+    file renamed into place. The tokenizer is the fast one: the folder holds its `tokenizer.json` beside
+    `tokenizer_config.json`, and `ElmoTokenizer.from_pretrained` loads the same folder as the Python tokenizer."""
     from modeling_elmo.conversion.folder import save_with_remote_code
 
     staging = Path(tempfile.mkdtemp(prefix=".model.", dir=output_dir))

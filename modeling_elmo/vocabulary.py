@@ -80,12 +80,13 @@ def build_vocabulary(counts: CorpusCounts, min_count: int = 1, max_size: int | N
 
 
 def word_splitter(tokenized: bool) -> Callable[[str], list[str]]:
-    """How a line becomes words: whitespace (`tokenized`) or the Moses-style splitting of `ElmoTokenizer`."""
+    """How a line becomes words: whitespace (`tokenized`) or the Moses-style splitting of `ElmoTokenizer`, by
+    `ElmoTokenizerFast` (the same words)."""
     if tokenized:
         return str.split
-    from modeling_elmo.tokenization_elmo import ElmoTokenizer
+    from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
 
-    return ElmoTokenizer(word_splitter="moses").tokenize
+    return ElmoTokenizerFast(word_splitter="moses").tokenize
 
 
 def count_files(paths: Iterable[str | os.PathLike], split: Callable[[str], list[str]]) -> CorpusCounts:

@@ -5,8 +5,13 @@
 copies the model's files (config, safetensors, tokenizer, the language model's vocabulary, the run's records)
 into `modeling_elmo/pretrained/elmo-english-small/`, sets its state mode (default "primed": the state computed
 from held-out text, see the model card) and writes its model card (`README.md`) from `evaluation.json`,
-`training_run.json` and `training_log.jsonl`. The remote-code files are left out: inside the package, the
-package's own code runs the model. The folder is replaced only once complete, never left half written.
+`training_run.json` and `training_log.jsonl`. The folder is replaced only once complete, never left half written.
+
+The shipped folder holds no remote code: no `.py` files, and its config.json and tokenizer_config.json no
+`auto_map` or `custom_pipelines` (a save by the registered classes writes them; they are removed here). Inside
+the package, the package's own registered classes and pipelines run it (`AutoModel.from_pretrained(DEFAULT_MODEL)`,
+`pipeline("elmo-embeddings", model=DEFAULT_MODEL)`, with or without `trust_remote_code=True`: a `custom_pipelines`
+entry would demand it), and whatever is saved from it (`save_pretrained`, `push_to_hub`) gets the remote code then.
 
 The shipped files name no path of this machine: the evaluation's results name the model by its folder name
 (`elmo-english-small`), not by the path it was evaluated from, and the installation is refused if any file
@@ -30,7 +35,10 @@ from modeling_elmo import ElmoForBidirectionalLM
 from modeling_elmo.conversion.folder import staged_directory
 from modeling_elmo.pretrained import DEFAULT_MODEL
 
-COPIED = ("model.safetensors", "tokenizer_config.json", "vocab.txt", "evaluation.json", "training_run.json")
+COPIED = ("model.safetensors", "vocab.txt", "evaluation.json", "training_run.json")
+#: The settings files, written without `REMOTE_CODE_ENTRIES` (the shipped folder holds no remote code).
+SETTINGS = ("config.json", "tokenizer_config.json")
+REMOTE_CODE_ENTRIES = ("auto_map", "custom_pipelines")
 MODES = ("stateless", "primed", "stateful")
 HELD_OUT_NAMES = {
     "heldout-sotu.txt": "State of the Union, 23 held-out speeches",
@@ -62,18 +70,19 @@ def install(model_dir: Path, target: Path, state_mode: str, evaluation: Path | N
     """Copy the model in `model_dir` to `target` with `state_mode` and a model card, and the results and plots of
     an `elmo evaluate` run (`evaluation`) into `target/downstream/`. Refused (SystemExit, `target` untouched) when a
     file would name a path of this machine."""
-    missing = [name for name in (*COPIED, "config.json") if not (model_dir / name).is_file()]
+    missing = [name for name in (*COPIED, *SETTINGS, "training_log.jsonl") if not (model_dir / name).is_file()]
     if missing:
         raise SystemExit(f"{model_dir} is not a finished training run: missing {', '.join(missing)}")
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    config["state_mode"] = state_mode
-    config.pop("auto_map", None)
-    config.pop("custom_pipelines", None)
+    settings = {name: json.loads((model_dir / name).read_text(encoding="utf-8")) for name in SETTINGS}
+    settings["config.json"]["state_mode"] = state_mode
     with staged_directory(target) as staging:
         for name in COPIED:
             shutil.copyfile(model_dir / name, staging / name)
             (staging / name).chmod(0o644)
-        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for name, values in settings.items():
+            kept = {key: value for key, value in values.items() if key not in REMOTE_CODE_ENTRIES}
+            (staging / name).write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            (staging / name).chmod(0o644)
         if evaluation is not None:
             copy_evaluation(evaluation, staging / "downstream", target.name)
         log = [json.loads(line) for line in (model_dir / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
+from local_server import LocalServer, unused_port
 
 from modeling_elmo.cli import main as elmo_main
 from modeling_elmo.conversion.download import download
@@ -27,7 +26,7 @@ from modeling_elmo.conversion.presets import PUBLISHED_MODELS
 from original_format import original_options, random_original_weights, write_original
 
 
-class FileServer:
+class FileServer(LocalServer):
     """Serves `files` (`{url path: bytes}`) on 127.0.0.1 from a thread. `cuts[path]` lists, per GET of `path`
     in turn, how many bytes to send before closing the connection (the full length is announced anyway);
     paths in `ignore_range` answer a `Range` request with the whole file (200), as does a request whose `If-Range`
@@ -38,46 +37,29 @@ class FileServer:
         self.cuts: dict[str, list[int]] = {}
         self.ignore_range: set[str] = set()
         self.log: list[tuple[str, str | None]] = []
-        server = self
+        super().__init__(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                server.log.append((self.path, self.headers.get("Range")))
-                content = server.files.get(self.path)
-                if content is None:
-                    self.send_error(404, "Not Found")
-                    return
-                start, status = 0, 200
-                etag = f'"{hashlib.sha256(content).hexdigest()[:16]}"'
-                requested = self.headers.get("Range", "")
-                unchanged = self.headers.get("If-Range", etag) == etag
-                if requested.startswith("bytes=") and unchanged and self.path not in server.ignore_range:
-                    start, status = int(requested[6:].split("-")[0]), 206
-                self.send_response(status)
-                self.send_header("ETag", etag)
-                self.send_header("Content-Length", str(len(content) - start))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}")
-                self.end_headers()
-                cuts = server.cuts.get(self.path)
-                limit = cuts.pop(0) if cuts else None
-                self.wfile.write(content[start:] if limit is None else content[start : start + limit])
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> FileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        self.log.append((handler.path, handler.headers.get("Range")))
+        content = self.files.get(handler.path)
+        if content is None:
+            handler.send_error(404, "Not Found")
+            return
+        start, status = 0, 200
+        etag = f'"{hashlib.sha256(content).hexdigest()[:16]}"'
+        requested = handler.headers.get("Range", "")
+        unchanged = handler.headers.get("If-Range", etag) == etag
+        if requested.startswith("bytes=") and unchanged and handler.path not in self.ignore_range:
+            start, status = int(requested[6:].split("-")[0]), 206
+        handler.send_response(status)
+        handler.send_header("ETag", etag)
+        handler.send_header("Content-Length", str(len(content) - start))
+        if status == 206:
+            handler.send_header("Content-Range", f"bytes {start}-{len(content) - 1}/{len(content)}")
+        handler.end_headers()
+        cuts = self.cuts.get(handler.path)
+        limit = cuts.pop(0) if cuts else None
+        handler.wfile.write(content[start:] if limit is None else content[start : start + limit])
 
     def requests_for(self, path: str) -> list[str | None]:
         return [byte_range for logged, byte_range in self.log if logged == path]
@@ -210,9 +192,7 @@ def test_offline_fails_at_once_saying_what_to_download(served, tmp_path, capsys,
 
 
 def test_an_unreachable_server_fails_at_once(tmp_path, capsys):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port()
     output = tmp_path / "hf"
     start = time.monotonic()
     status = elmo_main(

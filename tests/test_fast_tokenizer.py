@@ -522,19 +522,13 @@ def cached_file(*parts: str) -> Path | None:
     return None
 
 
-def corpus_sentences() -> dict[str, list[str]]:
-    """The raw sentences of the pretraining corpus (what `prepare_corpus` tokenizes), by package, for the
-    tarballs in the cache."""
-    found = {key: cached_file("downloads", package.tarball_name) for key, package in corpora.PACKAGES.items()}
-    sentences = {}
-    if found["sotu"]:
-        speeches = corpora.sotu_speeches(found["sotu"])
-        sentences["sotu"] = [sentence for _, text in speeches for sentence in corpora.split_sentences(text)]
-    if found["nlp-corpus"]:
-        sentences["nlp-corpus"] = list(corpora.nlp_corpus_sentences(found["nlp-corpus"]))
-    if found["brown"]:
-        sentences["brown"] = [sentence for _, file in corpora.brown_files(found["brown"]) for sentence in file]
-    return sentences
+def corpus_sentences(package: str, tarball: Path) -> list[str]:
+    """The raw sentences of one package of the pretraining corpus (what `prepare_corpus` tokenizes)."""
+    if package == "sotu":
+        return [sentence for _, text in corpora.sotu_speeches(tarball) for sentence in corpora.split_sentences(text)]
+    if package == "nlp-corpus":
+        return list(corpora.nlp_corpus_sentences(tarball))
+    return [sentence for _, file in corpora.brown_files(tarball) for sentence in file]
 
 
 def assert_corpus_like_the_python_tokenizer(
@@ -559,7 +553,7 @@ def test_every_corpus_sentence(fast: ElmoTokenizerFast, python: ElmoTokenizer, p
     tarball = cached_file("downloads", corpora.PACKAGES[package].tarball_name)
     if tarball is None:
         pytest.skip(f"{corpora.PACKAGES[package].tarball_name} is not in {data.downloads_dir()}")
-    sentences = corpus_sentences()[package]
+    sentences = corpus_sentences(package, tarball)
     assert len(sentences) > 20_000
     assert_corpus_like_the_python_tokenizer(fast, python, sentences)
 

@@ -21,6 +21,7 @@ MODEL_FILES = (
     "tokenization_elmo",
     "pipeline_elmo",
     "kernels_elmo",
+    "loading_elmo",
     "tokenization_elmo_fast",
 )
 #: Modules built on the conversion code, which the conversion code must not import.

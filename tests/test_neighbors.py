@@ -8,7 +8,8 @@ from embed_helpers import converted_model, write_lines
 
 from modeling_elmo import ElmoEmbedder
 from modeling_elmo.cli import main as elmo_main
-from modeling_elmo.embed import EmbedError, read_input_lines
+from modeling_elmo.embed_options import EmbedError
+from modeling_elmo.embed_sources import read_input_lines
 from modeling_elmo.neighbors import nearest_occurrences
 
 CORPUS = [

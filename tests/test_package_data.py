@@ -10,6 +10,7 @@ which also refuses to install a model whose files name one. Its own tests here s
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -54,6 +55,24 @@ def test_package_data_is_what_the_wheel_ships() -> None:
         f"{model}/downstream/results.json",
     }
     assert expected <= names, sorted(expected - names)
+
+
+def test_the_wheel_ships_every_file_of_the_shipped_model_and_no_link() -> None:
+    """pyproject.toml's package-data patterns (setuptools globs them) take in every file of the shipped model, and the
+    package folder holds no symbolic link (a wheel cannot hold one)."""
+    tomllib = pytest.importorskip("tomllib")
+    setuptools = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    root = REPOSITORY / "modeling_elmo" / "pretrained"
+    shipped = {
+        name
+        for pattern in setuptools["package-data"]["modeling_elmo.pretrained"]
+        for name in glob.glob(pattern, root_dir=root)
+        if (root / name).is_file()
+    }
+    files = {path.relative_to(root).as_posix() for path in package_data_files() if root in path.parents}
+    files.discard("__init__.py")  # the module, not data
+    assert shipped == files
+    assert not [path for path in (REPOSITORY / "modeling_elmo").rglob("*") if path.is_symlink()]
 
 
 @pytest.mark.parametrize("path", package_data_files(), ids=lambda path: path.relative_to(REPOSITORY).as_posix())
@@ -162,6 +181,29 @@ def test_install_refuses_files_naming_build_paths(tmp_path: Path) -> None:
         install(training_run(tmp_path / "run"), target, "primed", evaluation)
     assert [path.name for path in target.parent.iterdir()] == ["elmo-english-small"]
     assert [path.name for path in target.iterdir()] == ["marker.txt"]
+
+
+def test_repackaging_the_shipped_model_gives_the_committed_folder(tmp_path: Path) -> None:
+    """The script installs exactly the committed folder, byte for byte: from a run whose settings carry the
+    remote-code entries that a save by the registered classes writes (removed: the shipped folder holds no remote
+    code), in another state mode (set), with the shipped results as the evaluation."""
+    run = training_run(tmp_path / "run")
+    for name, entries in (
+        ("config.json", {"auto_map": {"AutoModel": "modeling_elmo.ElmoModel"}, "state_mode": "stateless"}),
+        ("tokenizer_config.json", {"auto_map": {"AutoTokenizer": ["tokenization_elmo.ElmoTokenizer", None]}}),
+    ):
+        settings = json.loads((run / name).read_text(encoding="utf-8"))
+        (run / name).write_text(json.dumps({**settings, **entries, "custom_pipelines": {}}), encoding="utf-8")
+    runtime = float((Path(DEFAULT_MODEL) / "README.md").read_text(encoding="utf-8").split("Training took ")[1][:3])
+    (run / "training_log.jsonl").write_text(f'{{"loss": 5.0}}\n{{"train_runtime": {runtime * 3600}}}\n')
+    target = tmp_path / "pretrained" / "elmo-english-small"
+    install(run, target, "primed", Path(DEFAULT_MODEL) / "downstream")
+    committed = {path.relative_to(DEFAULT_MODEL).as_posix(): path for path in Path(DEFAULT_MODEL).rglob("*")}
+    installed = {path.relative_to(target).as_posix(): path for path in target.rglob("*")}
+    assert sorted(installed) == sorted(committed)
+    for name, path in committed.items():
+        if path.is_file():
+            assert installed[name].read_bytes() == path.read_bytes(), name
 
 
 def test_the_readme_embeds_no_relative_images():

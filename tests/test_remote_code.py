@@ -1,8 +1,9 @@
 """Remote code for everything an ELMo class saves: `save_pretrained` / `push_to_hub` of every class (loaded with this
 package, or from the shipped `DEFAULT_MODEL`) writes the `.py` files, an `auto_map` naming every ELMo class and the
 `elmo-embeddings` pipeline, so that the folder loads in a fresh interpreter where `modeling_elmo` cannot be imported
-(`trust_remote_code=True`); `elmo push` accepts such folders; folders saved before `kernels_elmo.py` existed still load
-with the package installed; the shipped model works with `trust_remote_code=True` too."""
+(`trust_remote_code=True`); `elmo push` accepts such folders; folders saved before `kernels_elmo.py` and
+`loading_elmo.py` existed still load with the package installed; the shipped model works with `trust_remote_code=True`
+too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
@@ -36,6 +36,7 @@ PACKAGE = Path(modeling_elmo.__file__).parent
 CODE_FILES = (
     "configuration_elmo.py",
     "kernels_elmo.py",
+    "loading_elmo.py",
     "modeling_elmo.py",
     "pipeline_elmo.py",
     "tokenization_elmo.py",
@@ -243,21 +244,18 @@ def test_push_to_hub_uploads_the_remote_code(tmp_path):
     assert json.loads(logits) == json.loads(push.stdout.splitlines()[-1])
 
 
-def test_elmo_push_accepts_trained_models_and_task_heads(tmp_path, monkeypatch, capsys):
+def test_elmo_push_accepts_trained_models_and_task_heads(tmp_path, hub_endpoint, capsys):
     """What training writes (`save_pretrained` of the language model, its biLM under `elmo.`) and a trained head."""
     tokenizer = ElmoTokenizer()
     language_model = saved_with_save_pretrained(tiny_model(ElmoForBidirectionalLM, 0), tokenizer, tmp_path / "lm")
     tagger = saved_with_save_pretrained(tiny_model(ElmoForTokenClassification, 1), tokenizer, tmp_path / "tagger")
-    with FakeHub() as hub:
-        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)  # what HF_ENDPOINT sets at import
-        monkeypatch.setenv("HF_TOKEN", "dummy")
-        for folder in (language_model, tagger):
-            assert elmo_main(["push", str(folder), "--repo-id", f"org/{folder.name}"]) == 0, capsys.readouterr().err
-            files = hub.files(f"org/{folder.name}")
-            assert set(CODE_FILES) <= set(files) and "model.safetensors" in files
+    for folder in (language_model, tagger):
+        assert elmo_main(["push", str(folder), "--repo-id", f"org/{folder.name}"]) == 0, capsys.readouterr().err
+        files = hub_endpoint.files(f"org/{folder.name}")
+        assert set(CODE_FILES) <= set(files) and "model.safetensors" in files
 
 
-# argv: the shipped model folder, a copy of a folder saved without kernels_elmo.py (as before it existed).
+# argv: the shipped model folder, a folder saved without kernels_elmo.py and loading_elmo.py (as before they existed).
 WITH_THE_PACKAGE = textwrap.dedent(
     """
     import json, sys
@@ -266,7 +264,7 @@ WITH_THE_PACKAGE = textwrap.dedent(
     from transformers import AutoModel, AutoTokenizer, pipeline
 
     shipped, old = sys.argv[1], sys.argv[2]
-    embeddings = pipeline(model=shipped, trust_remote_code=True)
+    embeddings = pipeline("elmo-embeddings", model=shipped, trust_remote_code=True)
     model = AutoModel.from_pretrained(shipped, trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained(shipped, trust_remote_code=True)
     old_model = AutoModel.from_pretrained(old, trust_remote_code=True)
@@ -283,17 +281,17 @@ WITH_THE_PACKAGE = textwrap.dedent(
 
 def test_the_shipped_model_and_older_folders_with_trust_remote_code(tmp_path):
     shipped = Path(DEFAULT_MODEL)
-    assert (shipped / "pipeline_elmo.py").read_bytes() == (PACKAGE / "pipeline_elmo.py").read_bytes()
     tokenizer = ElmoTokenizer()
     old = saved_with_save_pretrained(tiny_model(ElmoModel, 5), tokenizer, tmp_path / "old")
-    (old / "kernels_elmo.py").unlink()
+    for name in ("kernels_elmo.py", "loading_elmo.py"):
+        (old / name).unlink()
     result = run_python(WITH_THE_PACKAGE, shipped, old, endpoint=None, hf_home=tmp_path / "hf", offline=True)
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.splitlines()[-1])
     pipeline_class, model_module, tokenizer_module, old_model_module, old_pipeline_class = found["classes"]
     assert pipeline_class == old_pipeline_class == "ElmoEmbeddingsPipeline"
     assert model_module == old_model_module == "modeling_elmo.modeling_elmo"  # the package's classes, not the folder's
-    assert tokenizer_module == "modeling_elmo.tokenization_elmo"
+    assert tokenizer_module == "modeling_elmo.tokenization_elmo_fast"
     expected = pipeline("elmo-embeddings")("The play was a hit.", layer="top")["vectors"]
     np.testing.assert_allclose(np.array(found["vectors"]), expected, atol=1e-6)
     assert np.array(found["old"]).shape == (6, 16)

@@ -14,7 +14,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer, pipeline
 
-from modeling_elmo import ElmoEmbedder, ElmoForBidirectionalLM, ElmoModel
+import modeling_elmo
+from modeling_elmo import ElmoEmbedder, ElmoEmbeddingsPipeline, ElmoForBidirectionalLM, ElmoModel, ElmoTokenizerFast
 from modeling_elmo.cli import main as elmo
 from modeling_elmo.perplexity import evaluate_perplexity, file_sentences, unigram_perplexity
 from modeling_elmo.pretrained import DEFAULT_MODEL
@@ -42,8 +43,51 @@ def test_the_folder_is_small_readable_and_complete():
     for name in ("config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt", "README.md"):
         mode = (FOLDER / name).stat().st_mode
         assert mode & stat.S_IROTH, f"{name} is not world-readable (mode {oct(mode)})"
-    config = json.loads((FOLDER / "config.json").read_text(encoding="utf-8"))
-    assert "auto_map" not in config  # the package's own code runs it
+
+
+def test_the_folder_holds_no_remote_code_and_no_links():
+    """The package's own registered classes run the shipped model: no `.py` files (copies of the package's would be
+    duplicate code), no links (a wheel cannot hold them), no `auto_map` or `custom_pipelines` (which makes
+    `pipeline("elmo-embeddings", model=DEFAULT_MODEL)` demand `trust_remote_code=True`)."""
+    paths = list(FOLDER.rglob("*"))
+    assert not [path.name for path in paths if path.is_symlink()]
+    assert not [path.name for path in paths if path.suffix == ".py"]
+    for name in ("config.json", "tokenizer_config.json"):
+        settings = json.loads((FOLDER / name).read_text(encoding="utf-8"))
+        assert not {"auto_map", "custom_pipelines"} & set(settings), name
+
+
+@pytest.mark.parametrize("trust_remote_code", [None, False, True])
+def test_the_embeddings_pipeline_runs_the_shipped_model_with_the_package(model, trust_remote_code):
+    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL)
+    with torch.no_grad():
+        expected = model(**tokenizer([TEXTS[0]], return_tensors="pt")).last_hidden_state[0].numpy()
+    extractor = pipeline("elmo-embeddings", model=DEFAULT_MODEL, trust_remote_code=trust_remote_code)
+    assert type(extractor) is ElmoEmbeddingsPipeline
+    assert type(extractor.model) is ElmoModel
+    np.testing.assert_allclose(extractor(TEXTS[0], layer="top")["vectors"], expected, atol=1e-5)
+
+
+def test_a_folder_saved_from_it_carries_the_remote_code(tmp_path):
+    """What `save_pretrained` (and so `push_to_hub`) writes from the shipped model: the package's code files, the fast
+    tokenizer's among them, and the maps naming them (tests/test_remote_code.py loads such a folder without the
+    package)."""
+    AutoModel.from_pretrained(DEFAULT_MODEL).save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL)
+    assert type(tokenizer) is ElmoTokenizerFast
+    tokenizer.save_pretrained(tmp_path)
+    package = Path(modeling_elmo.__file__).parent
+    for name in ("configuration_elmo.py", "modeling_elmo.py", "pipeline_elmo.py", "tokenization_elmo.py",
+                 "tokenization_elmo_fast.py"):  # fmt: skip
+        assert (tmp_path / name).read_bytes() == (package / name).read_bytes(), name
+    config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    assert config["auto_map"]["AutoModel"] == "modeling_elmo.ElmoModel"
+    assert config["custom_pipelines"]["elmo-embeddings"]["impl"] == "pipeline_elmo.ElmoEmbeddingsPipeline"
+    tokenizer_config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert tokenizer_config["auto_map"]["AutoTokenizer"] == [
+        "tokenization_elmo.ElmoTokenizer",
+        "tokenization_elmo_fast.ElmoTokenizerFast",
+    ]
 
 
 def test_loads_offline_in_a_fresh_process_and_gives_finite_vectors(tmp_path):

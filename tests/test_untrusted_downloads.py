@@ -17,16 +17,15 @@ import json
 import random
 import re
 import shutil
-import socket
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from local_server import LocalServer, unused_port
 
 from modeling_elmo import ElmoConfig
 from modeling_elmo.cli import main as elmo_main
@@ -68,52 +67,32 @@ class Reply:
 Route = Callable[[Request], Reply]
 
 
-class ScriptedServer:
+class ScriptedServer(LocalServer):
     """Answers each GET of a path in `routes` with `routes[path](request)`, other paths with 404, and any request
     past the `MAX_REQUESTS`th with 503; `log` holds every `Request`. HTTP/1.1, one request per connection."""
 
     def __init__(self, routes: dict[str, Route]) -> None:
         self.routes = dict(routes)
         self.log: list[Request] = []
-        server = self
+        super().__init__(self.answer, protocol_version="HTTP/1.1")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                path, _, query = self.path.partition("?")
-                request = Request(path, query, self.headers)
-                server.log.append(request)
-                route = server.routes.get(path)
-                if len(server.log) > MAX_REQUESTS:
-                    reply = Reply(503, {"Content-Length": "0"})
-                elif route is None:
-                    reply = Reply(404, {"Content-Length": "0"})
-                else:
-                    reply = route(request)
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(reply.body)
-                self.close_connection = True
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        path, _, query = handler.path.partition("?")
+        request = Request(path, query, handler.headers)
+        self.log.append(request)
+        route = self.routes.get(path)
+        if len(self.log) > MAX_REQUESTS:
+            reply = Reply(503, {"Content-Length": "0"})
+        elif route is None:
+            reply = Reply(404, {"Content-Length": "0"})
+        else:
+            reply = route(request)
+        handler.send_response(reply.status)
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(reply.body)
 
     def ranges(self) -> list[tuple[str | None, str | None]]:
         """`(Range, If-Range)` of every request so far."""
@@ -497,9 +476,7 @@ def test_an_older_provenance_with_secrets_is_redacted_when_read():
 @pytest.mark.parametrize("failure", ["404", "interrupted", "invalid", "unreachable", "offline", "redirect"])
 def test_secrets_in_urls_never_reach_an_error_message(failure, tiny_model, tmp_path, capsys, monkeypatch):
     options, weights = tiny_model
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        location = secret_url(probe.getsockname()[1])
+    location = secret_url(unused_port())  # a port nobody listens on
     routes = {
         "/o.json": lambda request: file_reply(options, request),
         "/w.hdf5": lambda request: file_reply(weights, request, cut=1000),

@@ -105,19 +105,35 @@ def test_external_raw_storage_is_refused(original, secret_file, tmp_path, capsys
     assert_secret_nowhere(tmp_path, err)
 
 
-def test_virtual_dataset_is_refused(original, other_file, tmp_path, capsys):
+def virtual_dataset(handle: h5py.File, name: str, other_file: Path) -> None:
+    """`name` as a virtual dataset whose values are the other file's secret."""
+    layout = h5py.VirtualLayout(shape=CHAR_EMBED_SHAPE, dtype="<f4")
+    layout[:] = h5py.VirtualSource(str(other_file), "secret", shape=CHAR_EMBED_SHAPE)
+    handle.create_virtual_dataset(name, layout)
+
+
+def soft_link_through_an_external_link(handle: h5py.File, name: str, other_file: Path) -> None:
+    """`name` as a soft link to a path through an external link to the other file: the soft link itself is
+    refused."""
+    handle["stash"] = h5py.ExternalLink(str(other_file), "/")
+    handle[name] = h5py.SoftLink("/stash/secret")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (virtual_dataset, "'char_embed' is a virtual dataset"),
+        (soft_link_through_an_external_link, "'char_embed' is a SoftLink (to '/stash/secret')"),
+    ],
+    ids=["virtual-dataset", "soft-link"],
+)
+def test_a_dataset_that_reads_another_file_is_refused(original, other_file, tmp_path, capsys, make, message):
     options, weights = original
-
-    def virtual(handle: h5py.File, name: str) -> None:
-        layout = h5py.VirtualLayout(shape=CHAR_EMBED_SHAPE, dtype="<f4")
-        layout[:] = h5py.VirtualSource(str(other_file), "secret", shape=CHAR_EMBED_SHAPE)
-        handle.create_virtual_dataset(name, layout)
-
-    replace_dataset(weights, "char_embed", virtual)
-    with h5py.File(weights, "r") as handle:
+    replace_dataset(weights, "char_embed", lambda handle, name: make(handle, name, other_file))
+    with h5py.File(weights, "r") as handle:  # the control: HDF5 reads the other file's bytes
         assert handle["char_embed"][()].tobytes() == SECRET
     err = convert_expecting_error(capsys, options, weights)
-    assert str(weights) in err and "'char_embed' is a virtual dataset" in err
+    assert str(weights) in err and message in err
     assert_secret_nowhere(tmp_path, err)
 
 
@@ -149,22 +165,6 @@ def test_external_link_to_a_missing_file_is_refused_without_opening_it(original,
     assert "'RNN_1' is an external link" in err and "'/x.h5'" in err
 
 
-def test_soft_link_is_refused(original, other_file, tmp_path, capsys):
-    """A soft link to a path through an external link: the soft link itself is refused."""
-    options, weights = original
-
-    def soft(handle: h5py.File, name: str) -> None:
-        handle["stash"] = h5py.ExternalLink(str(other_file), "/")
-        handle[name] = h5py.SoftLink("/stash/secret")
-
-    replace_dataset(weights, "char_embed", soft)
-    with h5py.File(weights, "r") as handle:
-        assert handle["char_embed"][()].tobytes() == SECRET
-    err = convert_expecting_error(capsys, options, weights)
-    assert str(weights) in err and "'char_embed' is a SoftLink (to '/stash/secret')" in err
-    assert_secret_nowhere(tmp_path, err)
-
-
 def test_soft_link_inside_the_file_is_refused(original, capsys):
     options, weights = original
     with h5py.File(weights, "a") as handle:
@@ -174,17 +174,16 @@ def test_soft_link_inside_the_file_is_refused(original, capsys):
     assert "'CNN_proj' is a SoftLink (to '/elsewhere')" in err
 
 
+def store_with_filters(weights: Path, name: str, **filters) -> None:
+    """Store dataset `name` again, with the same values, through the HDF5 `filters` (`create_dataset` options)."""
+    with h5py.File(weights, "r") as handle:
+        values = handle[name][()]
+    replace_dataset(weights, name, lambda handle, name: handle.create_dataset(name, data=values, **filters))
+
+
 def test_filter_plugin_is_refused(original, capsys):
     options, weights = original
-    with h5py.File(weights, "r") as handle:
-        values = handle["char_embed"][()]
-    replace_dataset(
-        weights,
-        "char_embed",
-        lambda handle, name: handle.create_dataset(
-            name, data=values, chunks=(261, 4), compression=32013, allow_unknown_filter=True
-        ),
-    )
+    store_with_filters(weights, "char_embed", chunks=(261, 4), compression=32013, allow_unknown_filter=True)
     err = convert_expecting_error(capsys, options, weights)
     assert "'char_embed' needs the HDF5 filter plugins [32013]" in err
 
@@ -192,15 +191,7 @@ def test_filter_plugin_is_refused(original, capsys):
 def test_compressed_datasets_convert(original, tmp_path):
     """HDF5's own filters (gzip, shuffle, checksums) are bytes of the file itself: accepted."""
     options, weights = original
-    with h5py.File(weights, "r") as handle:
-        values = handle["char_embed"][()]
-    replace_dataset(
-        weights,
-        "char_embed",
-        lambda handle, name: handle.create_dataset(
-            name, data=values, chunks=(64, 4), compression="gzip", shuffle=True, fletcher32=True
-        ),
-    )
+    store_with_filters(weights, "char_embed", chunks=(64, 4), compression="gzip", shuffle=True, fletcher32=True)
     assert convert(options, weights, tmp_path / "out") == 0
 
 

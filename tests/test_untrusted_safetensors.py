@@ -12,7 +12,6 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import huggingface_hub.constants
 import pytest
 import torch
 from embed_helpers import converted_model, embed, write_lines
@@ -20,18 +19,17 @@ from safetensors.torch import load_file, save_file
 from test_language_model import tiny_lm
 from test_task_heads import head_config
 
-from fake_hub import FakeHub
-from modeling_elmo import (
+from modeling_elmo.cli import main as elmo_main
+from modeling_elmo.configuration_elmo import ElmoError
+from modeling_elmo.conversion.folder import save_with_remote_code
+from modeling_elmo.modeling_elmo import (  # the strict classes, and the error they raise (re-exported there)
     ElmoForBidirectionalLM,
     ElmoForSequenceClassification,
     ElmoForTokenClassification,
     ElmoModel,
-    ElmoTokenizer,
+    ElmoWeightsError,
 )
-from modeling_elmo.cli import main as elmo_main
-from modeling_elmo.configuration_elmo import ElmoError
-from modeling_elmo.conversion.folder import save_with_remote_code
-from modeling_elmo.modeling_elmo import ElmoWeightsError
+from modeling_elmo.tokenization_elmo import ElmoTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -150,6 +148,18 @@ def test_the_language_model_needs_its_softmax_and_the_bilm_ignores_it(lm_folder)
         ElmoForBidirectionalLM.from_pretrained(lm_folder)
 
 
+def test_the_language_models_vocabulary_must_fit_its_softmax(lm_folder, tmp_path):
+    vocab_size = ElmoForBidirectionalLM.from_pretrained(lm_folder).config.lm_vocab_size
+    (lm_folder / "vocab.txt").write_text("only\ntwo\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(f"has 2 words, config.json says lm_vocab_size = {vocab_size}")):
+        ElmoForBidirectionalLM.from_pretrained(lm_folder)
+    model = tiny_lm()
+    model.vocabulary = ["only", "two"]
+    with pytest.raises(ValueError, match=re.escape(f"the vocabulary has 2 words, the softmax {vocab_size} rows")):
+        model.save_pretrained(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
+
+
 def test_a_head_starts_fresh_only_from_a_folder_without_one(tmp_path):
     torch.manual_seed(0)
     bilm = ElmoModel(head_config()).eval()
@@ -251,14 +261,6 @@ def test_export_refuses_a_corrupt_folder(bilm_folder, tmp_path, capsys, corrupti
     err = one_line_error(capsys, "export-original")
     assert str(weights) in err and FOLDER_MESSAGES[corruption] in err
     assert not output.exists() and not list(tmp_path.glob(".exported*"))
-
-
-@pytest.fixture
-def hub_endpoint(fake_hub: FakeHub, monkeypatch) -> FakeHub:
-    """The fake Hub as this process's endpoint (what HF_ENDPOINT sets when the client is imported), with a token."""
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", fake_hub.endpoint)
-    monkeypatch.setenv("HF_TOKEN", "dummy")
-    return fake_hub
 
 
 @pytest.mark.parametrize("corruption", ["unexpected-tensor", "float64-1e300", "nan"])
