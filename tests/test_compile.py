@@ -10,7 +10,7 @@ from test_model import small_config
 from test_task_heads import head_config
 from torch._dynamo.utils import counters
 
-from modeling_elmo import ElmoForTokenClassification, ElmoModel, ElmoTokenizer
+from modeling_elmo import ElmoForSequenceClassification, ElmoForTokenClassification, ElmoModel, ElmoTokenizer
 from modeling_elmo.kernels_elmo import masked_time_loop, reversed_rows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,6 +62,31 @@ def test_compiled_token_classifier_matches_eager_and_compiles_once():
     results, graphs = compiled_outputs(model, lambda outputs: outputs.logits)
     assert graphs == [graphs[0]] * len(BATCHES), f"recompiled for new batch shapes: graphs after each batch {graphs}"
     for eager, compiled in results:
+        torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "head_class, task_encoder",
+    [
+        (ElmoForSequenceClassification, "none"),
+        (ElmoForSequenceClassification, "lstm"),
+        (ElmoForTokenClassification, "lstm"),
+    ],
+)
+def test_every_task_head_compiles_to_its_eager_outputs(head_class, task_encoder):
+    """The other heads: the sequence classifier, and the default `"lstm"` task encoder (an `nn.LSTM`, which dynamo
+    runs eagerly between compiled graphs); the biLM inside still compiles once for every batch shape."""
+    torch.manual_seed(0)
+    config = head_config(task_encoder=task_encoder, cell_clip=0.1, projection_clip=0.05)
+    if head_class is ElmoForSequenceClassification:
+        config = head_config(task_encoder=task_encoder, cell_clip=0.1, projection_clip=0.05, num_labels=3)
+    results, graphs = compiled_outputs(head_class(config).eval(), lambda outputs: outputs.logits)
+    # After the nn.LSTM's graph break the graph that follows is not marked dynamic: dynamo makes it dynamic on its
+    # first new shape (one recompilation), then no more.
+    settled = 0 if task_encoder == "none" else 1
+    assert graphs[settled:] == [graphs[settled]] * (len(BATCHES) - settled), f"graphs after each batch {graphs}"
+    for eager, compiled in results:
+        assert compiled.shape == eager.shape
         torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-5)
 
 

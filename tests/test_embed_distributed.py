@@ -1,5 +1,6 @@
-"""`elmo embed` under a real `torchrun` (two CPU processes, gloo): the same bytes as one process, and a launch killed
-with SIGKILL (every process at once) that a single process finishes, redoing a truncated part file."""
+"""`elmo embed` under a real `torchrun` and `accelerate launch` (two CPU processes, gloo): the same bytes as one
+process, and a launch killed with SIGKILL (every process at once) that a single process finishes, redoing a truncated
+part file."""
 
 import os
 import random
@@ -18,6 +19,11 @@ from modeling_elmo.embed_distributed import LaunchContext, launch_context
 
 VOCABULARY = ["the", "play", "was", "a", "hit", "they", "football", "on", "Sunday", "actors", "stage", "theatre", "."]
 LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python"]
+#: `accelerate launch` with two processes (`--multi_gpu` is its multi-process launcher, on CPUs too).
+ACCELERATE_LAUNCH = [
+    *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"),
+    *("--mixed_precision", "no", "--dynamo_backend", "no", "--no_python"),
+]
 ELMO = str(Path(sys.executable).with_name("elmo"))
 pytestmark = pytest.mark.usefixtures("one_thread")  # the runs in this process, as each of the launched ones
 
@@ -33,12 +39,12 @@ def corpus(path: Path, count: int) -> Path:
     return write_lines(path, lines)
 
 
-def launch(folder: Path, source: Path, output: Path, *options: str) -> subprocess.Popen:
-    """`torchrun --nproc_per_node=2 elmo embed …`."""
+def launch(folder: Path, source: Path, output: Path, *options: str, launcher: list[str] = LAUNCH) -> subprocess.Popen:
+    """`torchrun --nproc_per_node=2 elmo embed …` (or another `launcher`)."""
     environment = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         environment.pop(name, None)
-    command = [*LAUNCH, ELMO, "embed", str(source), str(output), "--model", str(folder), "--no-progress", *options]
+    command = [*launcher, ELMO, "embed", str(source), str(output), "--model", str(folder), "--no-progress", *options]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
 
@@ -58,11 +64,12 @@ def done_by_rank(parts: Path) -> list[int]:
     return [sum(number % 2 == rank for number in numbers) for rank in (0, 1)]
 
 
-def test_two_processes_write_the_bytes_of_one(folder, tmp_path):
+@pytest.mark.parametrize("launcher", [LAUNCH, ACCELERATE_LAUNCH], ids=["torchrun", "accelerate"])
+def test_two_processes_write_the_bytes_of_one(folder, tmp_path, launcher):
     source = corpus(tmp_path / "in.txt", 300)
     options = ["--window", "8", "--batch-size", "4"]
     assert embed(folder, source, tmp_path / "one.hdf5", *options, "--no-progress") == 0
-    process = launch(folder, source, tmp_path / "two.hdf5", *options)
+    process = launch(folder, source, tmp_path / "two.hdf5", *options, launcher=launcher)
     _, err = process.communicate(timeout=240)
     assert process.returncode == 0, err[-6000:]
     assert "300 lines" in err and "by 2 processes" in err
