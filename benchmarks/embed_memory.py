@@ -56,11 +56,21 @@ MEASURE = (
 )
 
 
-def write_corpus(path: Path, lines: int, seed: int = 0) -> None:
+def write_corpus(path: Path, lines: int, seed: int = 0, words: list[str] = WORDS) -> None:
+    """N lines of 1-20 words drawn from `words`."""
     generator = random.Random(seed)
     with path.open("w", encoding="utf-8") as handle:
         for _ in range(lines):
-            handle.write(" ".join(generator.choices(WORDS, k=generator.randint(1, 20))) + "\n")
+            handle.write(" ".join(generator.choices(words, k=generator.randint(1, 20))) + "\n")
+
+
+def tiny_model(directory: Path, args: argparse.Namespace) -> Path:
+    """Write the random model (P = 8) into `directory` and print the machine and the command's options."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model = convert_original(*write_random_original(directory / "original"), directory / "model", overwrite=True)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"elmo embed --tokenized --layers {args.layers} --batch-size {args.batch_size} --window {args.window}\n")
+    return model
 
 
 def main() -> None:
@@ -74,10 +84,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as temporary:
         directory = args.keep or Path(temporary)
-        directory.mkdir(parents=True, exist_ok=True)
-        model = convert_original(*write_random_original(directory / "original"), directory / "model", overwrite=True)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-        print(f"elmo embed --tokenized --layers {args.layers} --batch-size {args.batch_size} --window {args.window}\n")
+        model = tiny_model(directory, args)
         print("| lines | wall time | lines/s | peak RSS | output size |")
         print("|---:|---:|---:|---:|---:|")
         for lines in args.lines:

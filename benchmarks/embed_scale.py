@@ -19,17 +19,13 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import platform
-import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from modeling_elmo.conversion.original import convert_original
-from original_format import write_random_original
+from embed_memory import tiny_model, write_corpus
 
 WORDS = ["the", "a", "play", "was", "hit", "they", "football", "on", "Sunday", "actors", "stage", "theatre", ".", "!"]
 # Runs one command and prints the peak RSS (KiB) of that one child and its exit status, prefixed for parsing.
@@ -38,13 +34,6 @@ MEASURE = (
     "print('peak-rss-kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, status, flush=True)"
 )
 SUFFIXES = {"hdf5": ".hdf5", "parquet": ".parquet"}
-
-
-def write_corpus(path: Path, lines: int, seed: int = 0) -> None:
-    generator = random.Random(seed)
-    with path.open("w", encoding="utf-8") as handle:
-        for _ in range(lines):
-            handle.write(" ".join(generator.choices(WORDS, k=generator.randint(1, 20))) + "\n")
 
 
 def run_once(model: Path, corpus: Path, output: Path, processes: int, args: argparse.Namespace) -> tuple[float, int]:
@@ -86,15 +75,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as temporary:
         directory = args.keep or Path(temporary)
-        directory.mkdir(parents=True, exist_ok=True)
-        model = convert_original(*write_random_original(directory / "original"), directory / "model", overwrite=True)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-        print(f"elmo embed --tokenized --layers {args.layers} --batch-size {args.batch_size} --window {args.window}\n")
+        model = tiny_model(directory, args)
         print("| lines | format | processes | wall time | lines/s | peak RSS per process | output size | same bytes |")
         print("|---:|---|---:|---:|---:|---:|---:|---|")
         for lines in sizes:
             corpus = directory / f"corpus-{lines}.txt"
-            write_corpus(corpus, lines)
+            write_corpus(corpus, lines, words=WORDS)
             for output_format in args.formats:
                 outputs = []
                 for processes in args.processes:

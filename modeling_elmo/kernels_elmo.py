@@ -4,7 +4,7 @@ attention kernels behind a function table, with the readable version in the mode
 
 - matrix products through oneDNN with pre-packed weights (float32 CPU inference, two to four times as fast as the
   default BLAS for these shapes), their weight cache and the row-count buckets that keep oneDNN's compiled kernels
-  few; elsewhere `nn.functional.linear`, `torch.bmm`, `torch.baddbmm` (`linear`, `direction_products`);
+  few; elsewhere `nn.functional.linear`, `torch.bmm`, `torch.baddbmm` (`linear`, `ElmoLinear`, `direction_products`);
 - the zero rows that make a small product take the code path of a large one, so that a sentence's vectors do not
   depend on its batch (`at_least_product_rows`);
 - the bookkeeping of sentences packed time-major (`PackedSteps`) and of the LSTM input contributions computed in
@@ -113,6 +113,19 @@ def linear(
         return nn.functional.linear(inputs, weight, bias)
     flat = onednn_linear(cache, name, inputs.reshape(-1, inputs.shape[-1]), weight, bias)
     return flat.view(*inputs.shape[:-1], weight.shape[0])
+
+
+class ElmoLinear(nn.Linear):
+    """`nn.Linear` that uses oneDNN's product in float32 CPU inference (same parameters, same results up to
+    float32 rounding; see `linear`)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self._onednn_weights: dict[str, tuple] = {}
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(..., in_features) → (..., out_features)."""
+        return linear(self._onednn_weights, "weight", inputs, self.weight, self.bias)
 
 
 def direction_products(
@@ -359,3 +372,20 @@ def look_up_tokens(
     vectors = cached_vectors.new_empty(char_ids.shape[0], cached_vectors.shape[-1])
     vectors[found] = cached_vectors[slots[found]]
     return vectors, found
+
+
+def cached_token_vectors(
+    cache: Mapping[str, torch.Tensor],
+    char_ids: torch.Tensor,
+    word_ids: torch.Tensor | None,
+    embed: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+) -> torch.Tensor:
+    """The (N, P) token vectors of (N, C) character-id rows (and (N,) word ids): looked up in the token cache `cache`
+    (`look_up_tokens`), the others computed by `embed(rows, word_ids)`."""
+    if char_ids.shape[0] == 0:
+        return embed(char_ids, word_ids)
+    vectors, cached = look_up_tokens(cache, char_ids, word_ids)
+    misses = ~cached
+    if misses.any():
+        vectors[misses] = embed(char_ids[misses], None if word_ids is None else word_ids[misses]).to(vectors.dtype)
+    return vectors

@@ -217,3 +217,23 @@ def load_lm_vocabulary(
     if len(vocabulary) != vocab_size:
         raise ValueError(f"{path} has {len(vocabulary)} words, config.json says lm_vocab_size = {vocab_size}")
     return vocabulary
+
+
+class LmVocabularyMixin:
+    """The language model's vocabulary as its folder's `vocab.txt`, for a `PreTrainedModel` subclass (listed before it
+    among the bases) whose `vocabulary` is a list of words in softmax-row order, or None."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the vocabulary as `vocab.txt` (written first, under a temporary
+        name and renamed, so that a push to the Hub includes it)."""
+        if self.vocabulary is not None and kwargs.get("is_main_process", True):
+            save_lm_vocabulary(save_directory, self.vocabulary, self.config.lm_vocab_size)
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, plus the folder's `vocab.txt` as `model.vocabulary` (None without one)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model.vocabulary = load_lm_vocabulary(pretrained_model_name_or_path, model.config.lm_vocab_size, kwargs)
+        return loaded

@@ -5,7 +5,8 @@ context-independent token vector) → a stack of bidirectional LSTM layers with 
 the L + 1 layers a downstream task mixes with `ElmoScalarMix`; then the language model the biLM was trained as,
 and the task heads. The speed machinery (oneDNN products, packing, blocks of steps, the token cache) lives in
 `kernels_elmo.py`, each piece behind a small function with its plain PyTorch path; what a model folder holds besides
-the math (strict loading of its weights, the remote-code maps, the language model's `vocab.txt`) in `loading_elmo.py`.
+the math (strict loading of its weights, the remote-code maps, the language model's `vocab.txt`) in `loading_elmo.py`;
+the character ids of words and of the sentence markers, and the checks of every input, in `inputs_elmo.py`.
 
 Shapes: B = batch, T = words, S = T + 2 (with the sentence boundaries), C = characters per word,
 E = character embedding size, F = character CNN width, P = projection size, D = LSTM cell size,
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,14 +29,24 @@ from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassif
 from transformers.utils import ModelOutput
 
 from .configuration_elmo import ElmoConfig
-from .kernels_elmo import GATE_BLOCK_ROWS as GATE_BLOCK_ROWS  # the gate-block size, re-exported for the tests
+from .inputs_elmo import (
+    check_ids,
+    check_layers,
+    check_sequence_labels,
+    check_word_ids,
+    checked_windows,
+    checked_word_mask,
+    sentence_marker_char_ids,
+    utf8_char_ids,
+)
 from .kernels_elmo import (
     TOKEN_CACHE_BUFFERS,
+    ElmoLinear,
     PackedSteps,
     at_least_product_rows,
+    cached_token_vectors,
     direction_products,
     linear,
-    look_up_tokens,
     masked_time_loop,
     reversed_rows,
     step_input_contributions,
@@ -43,38 +54,10 @@ from .kernels_elmo import (
     tracing,
 )
 from .loading_elmo import ElmoWeightsError as ElmoWeightsError  # re-exported: raised by the classes' from_pretrained
-from .loading_elmo import StrictLoadingMixin, add_remote_code_maps, load_lm_vocabulary, save_lm_vocabulary
+from .loading_elmo import LmVocabularyMixin, StrictLoadingMixin, add_remote_code_maps
 
 # The LSTM adds this to the forget gate's pre-activation (not stored in the weights, as in bilm-tf).
 FORGET_BIAS = 1.0
-
-
-def sentence_marker_char_ids(config: ElmoConfig, device: torch.device) -> torch.Tensor:
-    """The (2, C) character ids of the sentence marker words `<S>` and `</S>`: begin-of-word, the marker,
-    end-of-word, padding, with the ids of the config's character scheme (`[259, 257, 260, 261, …]` and
-    `[259, 258, 260, 261, …]` for UTF-8 bytes)."""
-    ids = torch.full((2, config.max_characters_per_token), config.padding_char_id, dtype=torch.long, device=device)
-    ids[:, 0] = config.begin_of_word_char_id
-    ids[:, 1] = torch.tensor([config.begin_of_sentence_char_id, config.end_of_sentence_char_id], device=device)
-    ids[:, 2] = config.end_of_word_char_id
-    return ids
-
-
-def utf8_char_ids(words: Sequence[str], config: ElmoConfig) -> torch.Tensor:
-    """The (N, C) character ids of words in the `"utf8_bytes"` scheme, as `ElmoTokenizer()` gives them: begin-of-word,
-    the word's UTF-8 bytes + 1 (lone surrogates dropped, cut to C - 2 bytes), end-of-word, padding; the words `<S>`
-    and `</S>` are the sentence markers (`sentence_marker_char_ids`)."""
-    num_chars = config.max_characters_per_token
-    markers = dict(zip(("<S>", "</S>"), sentence_marker_char_ids(config, torch.device("cpu")).tolist(), strict=True))
-    rows = []
-    for word in words:
-        if word in markers:
-            rows.append(markers[word])
-            continue
-        data = word.encode("utf-8", "ignore")[: num_chars - 2]
-        row = [config.begin_of_word_char_id, *(byte + 1 for byte in data), config.end_of_word_char_id]
-        rows.append(row + [config.padding_char_id] * (num_chars - len(row)))
-    return torch.tensor(rows, dtype=torch.long).view(-1, num_chars)
 
 
 def add_sentence_boundaries(
@@ -99,48 +82,6 @@ def add_sentence_boundaries(
     wrapped[:, 0] = begin
     wrapped[torch.arange(batch_size, device=ids.device), lengths + 1] = end
     return wrapped
-
-
-def check_ids(
-    ids: torch.Tensor,
-    name: str,
-    shape: Sequence[int],
-    kind: str,
-    count: int,
-    where: torch.Tensor | None = None,
-    ignore_index: int | None = None,
-    layout: str | None = None,
-) -> None:
-    """Raise a `ValueError` naming `name` unless `ids` is an integer tensor of `shape` (described as `layout`, e.g.
-    `"(batch, words)"`) whose entries (where the bool mask `where` is true, other than `ignore_index`) are `kind` in
-    [0, count). A graph that `torch.compile` or `torch.export` records checks the shape and dtype only: the values are
-    not known while it is recorded."""
-    if not isinstance(ids, torch.Tensor) or tuple(ids.shape) != tuple(shape):
-        found = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        expected = tuple(shape) if layout is None else f"{layout} = {tuple(shape)}"
-        raise ValueError(f"{name} must be a {expected} tensor of {kind}, got {found}")
-    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer {kind}, got dtype {ids.dtype}")
-    if tracing():
-        return
-    used = ids if where is None else ids[where]
-    used = used if ignore_index is None else used[used != ignore_index]
-    if used.numel() and (used.min() < 0 or used.max() >= count):
-        allowed = f"[0, {count - 1}]" + ("" if ignore_index is None else f" (or {ignore_index})")
-        raise ValueError(f"{name} must lie in {allowed}, got values in [{int(used.min())}, {int(used.max())}]")
-
-
-class ElmoLinear(nn.Linear):
-    """`nn.Linear` that uses oneDNN's product in float32 CPU inference (same parameters, same results up to
-    float32 rounding; see `kernels_elmo.linear`)."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__(in_features, out_features)
-        self._onednn_weights: dict[str, tuple] = {}
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(..., in_features) → (..., out_features)."""
-        return linear(self._onednn_weights, "weight", inputs, self.weight, self.bias)
 
 
 #: Words per character-CNN product (see `ElmoCharacterCNN.forward`).
@@ -370,22 +311,15 @@ class ElmoBiLstm(nn.Module):
         if tracing() and unpack and backward_vectors is None and dropout is None:  # the biLM's call (`ElmoModel`)
             return self.padded_forward(token_vectors, step_mask, cell, hidden)
         packing = PackedSteps.of(step_mask, backward_reversed=backward_vectors is None)
+
+        def run_layer(index: int, layer: ElmoLstmLayer, layer_input: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            order = packing.order
+            return layer(layer_input, packing.active_rows, cell[index][:, order], hidden[index][:, order])
+
         layer_input = packing.pack(token_vectors, backward_vectors)
-        outputs, final_cells, final_hiddens = [], [], []
-        for index, layer in enumerate(self.layers):
-            output, final_cell, final_hidden = layer(
-                layer_input if dropout is None else dropout(layer_input),
-                packing.active_rows,
-                cell[index][:, packing.order],
-                hidden[index][:, packing.order],
-            )
-            if self.use_skip_connections and index > 0:
-                output = output + layer_input
-            outputs.append(packing.unpack(output) if unpack else output)
-            final_cells.append(final_cell[:, packing.restore])
-            final_hiddens.append(final_hidden[:, packing.restore])
-            layer_input = output
-        return outputs, torch.stack(final_cells), torch.stack(final_hiddens), packing
+        outputs, final_cell, final_hidden = self.run_layers(layer_input, run_layer, dropout)
+        outputs = [packing.unpack(output) for output in outputs] if unpack else outputs
+        return outputs, final_cell[:, :, packing.restore], final_hidden[:, :, packing.restore], packing
 
     def padded_forward(
         self,
@@ -400,20 +334,42 @@ class ElmoBiLstm(nn.Module):
         tensor's values, so `torch.compile` and `torch.export` record one graph, with the steps as a loop, for every
         batch shape. Same arguments and results as `forward` (layer outputs unpacked), up to float32 rounding."""
         batch_size, num_steps = step_mask.shape
+
+        def run_layer(index: int, layer: ElmoLstmLayer, layer_input: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            contributions = layer.input_contributions(layer_input.flatten(1, 2)).unflatten(1, (batch_size, num_steps))
+            return masked_time_loop(layer.step, contributions, step_mask, cell[index], hidden[index])
+
         layer_input = torch.stack([token_vectors, reversed_rows(token_vectors, step_mask)])
+        outputs, final_cell, final_hidden = self.run_layers(layer_input, run_layer)
+        outputs = [torch.cat([output[0], reversed_rows(output[1], step_mask)], dim=-1) for output in outputs]
+        return outputs, final_cell, final_hidden, None
+
+    def run_layers(
+        self,
+        layer_input: torch.Tensor,
+        run_layer: Callable[[int, ElmoLstmLayer, torch.Tensor], tuple[torch.Tensor, ...]],
+        dropout: nn.Module | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The stack, whatever the layout of `layer_input` (packed or padded, (2, …, P)): layer k reads layer k - 1's
+        output (through `dropout`), and from the second layer on adds its input to its output (skip connections).
+        `run_layer(index, layer, inputs)` runs one layer from its initial state: (output, final cell, final hidden).
+
+        Returns:
+            the L layer outputs, laid out like `layer_input`, and the final cells (L, 2, B, D) and hidden states
+            (L, 2, B, P) in the order `run_layer` gives them.
+        """
         outputs, final_cells, final_hiddens = [], [], []
         for index, layer in enumerate(self.layers):
-            contributions = layer.input_contributions(layer_input.flatten(1, 2)).unflatten(1, (batch_size, num_steps))
-            output, final_cell, final_hidden = masked_time_loop(
-                layer.step, contributions, step_mask, cell[index], hidden[index]
+            output, final_cell, final_hidden = run_layer(
+                index, layer, layer_input if dropout is None else dropout(layer_input)
             )
             if self.use_skip_connections and index > 0:
                 output = output + layer_input
-            outputs.append(torch.cat([output[0], reversed_rows(output[1], step_mask)], dim=-1))
+            outputs.append(output)
             final_cells.append(final_cell)
             final_hiddens.append(final_hidden)
             layer_input = output
-        return outputs, torch.stack(final_cells), torch.stack(final_hiddens), None
+        return outputs, torch.stack(final_cells), torch.stack(final_hiddens)
 
 
 @dataclass
@@ -541,7 +497,7 @@ class ElmoModel(ElmoPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         word_mask = self.word_mask(input_ids, attention_mask)
-        self._check_word_ids(word_ids, word_mask)
+        check_word_ids(word_ids, word_mask, self.config)
         lengths = word_mask.sum(dim=1)
         char_ids = add_sentence_boundaries(
             input_ids.long(), lengths, *sentence_marker_char_ids(self.config, input_ids.device)
@@ -635,60 +591,13 @@ class ElmoModel(ElmoPreTrainedModel):
         """(N, C) character ids (and (N,) word ids with a word embedding) → (N, P) token vectors: the token
         embedder's, looked up in the token cache (`cache_token_embeddings`) where it has them."""
         fine_tuning = torch.is_grad_enabled() and self.token_embedder.projection.weight.requires_grad
-        if "token_cache_keys" not in self._buffers or fine_tuning or char_ids.shape[0] == 0:
+        if "token_cache_keys" not in self._buffers or fine_tuning:
             return self.token_embedder(char_ids, word_ids)
-        vectors, cached = look_up_tokens(self._buffers, char_ids, word_ids)
-        misses = ~cached
-        if misses.any():
-            missed_word_ids = None if word_ids is None else word_ids[misses]
-            vectors[misses] = self.token_embedder(char_ids[misses], missed_word_ids).to(vectors.dtype)
-        return vectors
+        return cached_token_vectors(self._buffers, char_ids, word_ids, self.token_embedder)
 
     def word_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Check the inputs and return the (B, T) bool word mask (a prefix of every row)."""
-        config = self.config
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 3:
-            shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(
-                f"input_ids must be a (batch, words, {config.max_characters_per_token}) tensor of character ids "
-                f"from ElmoTokenizer, got {shape}"
-            )
-        if input_ids.shape[-1] != config.max_characters_per_token:
-            raise ValueError(
-                f"input_ids has {input_ids.shape[-1]} characters per word, the model expects "
-                f"max_characters_per_token = {config.max_characters_per_token}"
-            )
-        check_ids(input_ids, "input_ids", input_ids.shape, "character ids", config.num_characters)
-        if attention_mask is None:
-            word_mask = (input_ids != 0).any(dim=-1)
-        else:
-            if tuple(attention_mask.shape) != tuple(input_ids.shape[:2]):
-                raise ValueError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)}, expected (batch, words) = "
-                    f"{tuple(input_ids.shape[:2])}"
-                )
-            word_mask = attention_mask.bool()
-        if tracing():  # a recorded graph checks shapes only (`check_ids`)
-            return word_mask
-        lengths = word_mask.sum(dim=1)
-        if not torch.equal(word_mask, torch.arange(word_mask.shape[1], device=word_mask.device) < lengths[:, None]):
-            raise ValueError("attention_mask must mark words with 1 and only right padding with 0")
-        return word_mask
-
-    def _check_word_ids(self, word_ids: torch.Tensor | None, word_mask: torch.Tensor) -> None:
-        """Check that `word_ids` come exactly with a word embedding, shaped (B, T), with ids of its vocabulary."""
-        config = self.config
-        if not config.word_embedding_dim:
-            if word_ids is not None:
-                raise ValueError("word_ids were given, but this model has no word embedding (word_embedding_dim = 0)")
-            return
-        if word_ids is None:
-            raise ValueError(
-                f"this model concatenates a word embedding (word_embedding_dim = {config.word_embedding_dim}): "
-                "pass the word_ids its ElmoTokenizer returns"
-            )
-        vocab_size = config.word_vocab_size
-        check_ids(word_ids, "word_ids", word_mask.shape, "word ids", vocab_size, word_mask, layout="(batch, words)")
+        """Check the inputs and return the (B, T) bool word mask (a prefix of every row; `inputs_elmo`)."""
+        return checked_word_mask(input_ids, attention_mask, self.config)
 
     def initial_state(self, batch_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Initial (L, 2, B, D) cells and (L, 2, B, P) hidden states for the configured state mode."""
@@ -910,7 +819,7 @@ class ElmoLanguageModelOutput(ModelOutput):
     num_targets: torch.LongTensor | None = None
 
 
-class ElmoForBidirectionalLM(ElmoPreTrainedModel):
+class ElmoForBidirectionalLM(LmVocabularyMixin, ElmoPreTrainedModel):
     """The ELMo biLM with the word softmax it was trained with: the forward LSTM predicts the next word, the backward
     LSTM the previous one, both through one softmax (`ElmoSoftmax`); loss = ½ (forward + backward cross-entropy).
 
@@ -930,7 +839,8 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
 
     `labels` hold word ids of the input tokens (`LM_IGNORE_INDEX` = -100 leaves a word out of the loss; out-of-
     vocabulary words are `<UNK>`); the model shifts them. The vocabulary itself (`vocabulary`, a list of words in
-    softmax-row order) is saved as `vocab.txt` by `save_pretrained` and read back by `from_pretrained`.
+    softmax-row order) is saved as `vocab.txt` by `save_pretrained` and read back by `from_pretrained`
+    (`loading_elmo.LmVocabularyMixin`).
 
     Loading (`from_pretrained`, strict) needs every tensor of the biLM and of the softmax: nothing starts fresh.
     """
@@ -1060,21 +970,10 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Both directions' token vectors (B, T, P) and targets (B, T) of packed windows of T + 1 tokens, and the
         (B, T) step mask (all true)."""
-        if attention_mask is not None:
-            raise ValueError("packed windows (backward_input_ids given) are full: pass no attention_mask")
-        if backward_labels is None:
-            raise ValueError("packed windows need backward_labels with backward_input_ids")
-        if not isinstance(backward_input_ids, torch.Tensor) or backward_input_ids.shape != input_ids.shape:
-            found = tuple(backward_input_ids.shape) if isinstance(backward_input_ids, torch.Tensor) else None
-            raise ValueError(f"backward_input_ids must be shaped like input_ids {tuple(input_ids.shape)}, got {found}")
-        if input_ids.dim() != 3 or input_ids.shape[1] < 2:
-            raise ValueError(f"packed windows must be (batch, T + 1 >= 2, characters), got {tuple(input_ids.shape)}")
+        char_ids, full = checked_windows(
+            input_ids, attention_mask, labels, backward_input_ids, backward_labels, self.config, LM_IGNORE_INDEX
+        )
         batch_size = input_ids.shape[0]
-        char_ids = torch.cat([input_ids[:, :-1], backward_input_ids[:, :-1]]).long()
-        full = torch.ones(char_ids.shape[:2], dtype=torch.bool, device=char_ids.device)
-        self.elmo.word_mask(char_ids, full)  # checks the character ids
-        for name, ids in (("labels", labels), ("backward_labels", backward_labels)):
-            check_ids(ids, name, input_ids.shape[:2], "word ids", self.config.lm_vocab_size, None, LM_IGNORE_INDEX)
         vectors, backward_vectors = self._token_vectors(char_ids, full).split(batch_size)
         return vectors, backward_vectors, labels[:, 1:].long(), backward_labels[:, 1:].long(), full[:batch_size]
 
@@ -1102,21 +1001,6 @@ class ElmoForBidirectionalLM(ElmoPreTrainedModel):
         if self.training and 0 < num_sampled < self.config.lm_vocab_size:
             return self.softmax.sampled_loss(hidden, targets, num_sampled)
         return self.softmax.full_loss(hidden, targets)
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the vocabulary as `vocab.txt` (written first, under a temporary
-        name and renamed, so that a push to the Hub includes it)."""
-        if self.vocabulary is not None and kwargs.get("is_main_process", True):
-            save_lm_vocabulary(save_directory, self.vocabulary, self.config.lm_vocab_size)
-        super().save_pretrained(save_directory, *args, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, plus the folder's `vocab.txt` as `model.vocabulary` (None without one)."""
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model.vocabulary = load_lm_vocabulary(pretrained_model_name_or_path, model.config.lm_vocab_size, kwargs)
-        return loaded
 
 
 # Task heads: the biLM, the task's scalar mix of its layers, a task encoder and a classifier (paper section 3.3).
@@ -1274,25 +1158,19 @@ class ElmoTaskModel(ElmoPreTrainedModel):
     def classify_layers(
         self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
     ) -> ModelOutput:
-        """Everything after the biLM (mix → encoder → classifier → loss), from its precomputed layers; see the
-        heads."""
+        """Everything after the biLM (mix → encoder → classifier → loss), from its precomputed layers.
+
+        Args:
+            layers: the biLM's L + 1 layers, each (B, T, 2P) (`ElmoModel(..., output_hidden_states=True)`).
+            word_mask: (B, T) bool (or 0/1), true at words (a prefix of every row).
+            labels: the head's labels (see the heads); with them the output has the loss.
+        """
         raise NotImplementedError
 
     def _encode(self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor) -> torch.Tensor:
         """Check the L + 1 (B, T, 2P) layers and the (B, T) word mask; mix the layers and run the task encoder:
         (B, T, encoder.output_size), zero at padding."""
-        num_layers, width = self.config.num_lstm_layers + 1, self.config.hidden_size
-        if not isinstance(word_mask, torch.Tensor) or word_mask.dim() != 2:
-            found = tuple(word_mask.shape) if isinstance(word_mask, torch.Tensor) else type(word_mask).__name__
-            raise ValueError(f"word_mask must be a (batch, words) tensor, got {found}")
-        if len(layers) != num_layers:
-            raise ValueError(f"expected the biLM's {num_layers} layers (L + 1), got {len(layers)}")
-        shape = (*word_mask.shape, width)
-        for index, layer in enumerate(layers):
-            if not isinstance(layer, torch.Tensor) or tuple(layer.shape) != shape:
-                found = tuple(layer.shape) if isinstance(layer, torch.Tensor) else type(layer).__name__
-                raise ValueError(f"layer {index} must be a (batch, words, 2P) = {shape} tensor, got {found}")
-        word_mask = word_mask.bool()
+        word_mask = check_layers(layers, word_mask, self.config)
         return self.encoder(self.scalar_mix(layers, word_mask), word_mask)
 
     def _mix_penalty(self) -> torch.Tensor:
@@ -1308,12 +1186,8 @@ class ElmoForTokenClassification(ElmoTaskModel):
     def classify_layers(
         self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
     ) -> TokenClassifierOutput:
-        """Mix → encoder → classifier → loss, from the biLM's precomputed layers.
-
-        Args:
-            layers: the biLM's L + 1 layers, each (B, T, 2P) (`ElmoModel(..., output_hidden_states=True)`).
-            word_mask: (B, T) bool (or 0/1), true at words (a prefix of every row).
-            labels: (B, T) label ids; -100, and every padding position, is left out of the loss.
+        """Mix → encoder → classifier → loss, from the biLM's precomputed layers (see `ElmoTaskModel.classify_layers`);
+        `labels` are (B, T) label ids, and -100, like every padding position, is left out of the loss.
 
         Returns:
             `TokenClassifierOutput` with `logits` (B, T, num_labels) and, with labels, `loss`: the mean cross-entropy
@@ -1347,13 +1221,9 @@ class ElmoForSequenceClassification(ElmoTaskModel):
     def classify_layers(
         self, layers: Sequence[torch.Tensor], word_mask: torch.Tensor, labels: torch.Tensor | None = None
     ) -> SequenceClassifierOutput:
-        """Mix → encoder → pooling → classifier → loss, from the biLM's precomputed layers.
-
-        Args:
-            layers: the biLM's L + 1 layers, each (B, T, 2P) (`ElmoModel(..., output_hidden_states=True)`).
-            word_mask: (B, T) bool (or 0/1), true at words (a prefix of every row).
-            labels: (B,) class ids (single-label), (B, num_labels) 0/1 targets (multi-label), or (B,) / (B, num_labels)
-                values (regression).
+        """Mix → encoder → pooling → classifier → loss, from the biLM's precomputed layers (see
+        `ElmoTaskModel.classify_layers`); `labels` are (B,) class ids (single-label), (B, num_labels) 0/1 targets
+        (multi-label), or (B,) / (B, num_labels) values (regression).
 
         Returns:
             `SequenceClassifierOutput` with `logits` (B, num_labels) and, with labels, `loss` plus the mix's `λ ‖s‖²`.
@@ -1365,24 +1235,17 @@ class ElmoForSequenceClassification(ElmoTaskModel):
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The loss of (B, num_labels) logits for the configured (or inferred) problem type."""
-        if not isinstance(labels, torch.Tensor):
-            raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
-        integer = not (labels.dtype.is_floating_point or labels.dtype == torch.bool)
         problem_type = self.config.problem_type
         if problem_type is None:
+            integer = isinstance(labels, torch.Tensor) and not labels.is_floating_point() and labels.dtype != torch.bool
             if self.num_labels == 1:
                 problem_type = "regression"
             else:
                 problem_type = "single_label_classification" if integer else "multi_label_classification"
-        batch_size, logits = logits.shape[0], logits.float()
+        logits = logits.float()
+        check_sequence_labels(labels, problem_type, logits.shape[0], self.num_labels)
         if problem_type == "single_label_classification":
-            check_ids(labels, "labels", (batch_size,), "label ids", self.num_labels)
             return nn.functional.cross_entropy(logits, labels.long())
-        expected = [(batch_size, self.num_labels)]
-        if problem_type == "regression" and self.num_labels == 1:
-            expected.append((batch_size,))
-        if tuple(labels.shape) not in expected:
-            raise ValueError(f"labels for {problem_type} must be shaped {' or '.join(map(str, expected))}")
         if problem_type == "regression":
             return nn.functional.mse_loss(logits.view(labels.shape), labels.float())
         return nn.functional.binary_cross_entropy_with_logits(logits, labels.float())

@@ -22,6 +22,7 @@ MODEL_FILES = (
     "pipeline_elmo",
     "kernels_elmo",
     "loading_elmo",
+    "inputs_elmo",
     "tokenization_elmo_fast",
 )
 #: Modules built on the conversion code, which the conversion code must not import.

@@ -371,7 +371,8 @@ def test_scalar_mix_on_elmo_layers_matches_oracle(tmp_path: Path, oracle_layer_n
 def test_long_inputs_cross_the_chunk_and_block_boundaries_and_still_match(tmp_path: Path) -> None:
     """More words than one character-CNN chunk and more rows than one gate block (`CHAR_CNN_CHUNK_WORDS`,
     `GATE_BLOCK_ROWS`): one long text, and a batch whose sentences end inside a block."""
-    from modeling_elmo.modeling_elmo import CHAR_CNN_CHUNK_WORDS, GATE_BLOCK_ROWS
+    from modeling_elmo.kernels_elmo import GATE_BLOCK_ROWS
+    from modeling_elmo.modeling_elmo import CHAR_CNN_CHUNK_WORDS
 
     paths = write_case(tmp_path, CASES[1])
     oracle, model = load_oracle(*paths), load_original(*paths)

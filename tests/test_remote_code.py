@@ -1,9 +1,9 @@
 """Remote code for everything an ELMo class saves: `save_pretrained` / `push_to_hub` of every class (loaded with this
 package, or from the shipped `DEFAULT_MODEL`) writes the `.py` files, an `auto_map` naming every ELMo class and the
 `elmo-embeddings` pipeline, so that the folder loads in a fresh interpreter where `modeling_elmo` cannot be imported
-(`trust_remote_code=True`); `elmo push` accepts such folders; folders saved before `kernels_elmo.py` and
-`loading_elmo.py` existed still load with the package installed; the shipped model works with `trust_remote_code=True`
-too."""
+(`trust_remote_code=True`); `elmo push` accepts such folders; folders saved before `kernels_elmo.py`,
+`loading_elmo.py` and `inputs_elmo.py` existed still load with the package installed; the shipped model works with
+`trust_remote_code=True` too."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ PACKAGE = Path(modeling_elmo.__file__).parent
 #: The remote-code files of a saved folder: every model file of the package.
 CODE_FILES = (
     "configuration_elmo.py",
+    "inputs_elmo.py",
     "kernels_elmo.py",
     "loading_elmo.py",
     "modeling_elmo.py",
@@ -255,7 +256,8 @@ def test_elmo_push_accepts_trained_models_and_task_heads(tmp_path, hub_endpoint,
         assert set(CODE_FILES) <= set(files) and "model.safetensors" in files
 
 
-# argv: the shipped model folder, a folder saved without kernels_elmo.py and loading_elmo.py (as before they existed).
+# argv: the shipped model folder, a folder saved without kernels_elmo.py, loading_elmo.py and inputs_elmo.py (as before
+# they existed).
 WITH_THE_PACKAGE = textwrap.dedent(
     """
     import json, sys
@@ -283,7 +285,7 @@ def test_the_shipped_model_and_older_folders_with_trust_remote_code(tmp_path):
     shipped = Path(DEFAULT_MODEL)
     tokenizer = ElmoTokenizer()
     old = saved_with_save_pretrained(tiny_model(ElmoModel, 5), tokenizer, tmp_path / "old")
-    for name in ("kernels_elmo.py", "loading_elmo.py"):
+    for name in ("kernels_elmo.py", "loading_elmo.py", "inputs_elmo.py"):
         (old / name).unlink()
     result = run_python(WITH_THE_PACKAGE, shipped, old, endpoint=None, hf_home=tmp_path / "hf", offline=True)
     assert result.returncode == 0, result.stderr[-3000:]
