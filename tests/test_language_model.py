@@ -327,3 +327,22 @@ def test_bad_labels_are_named():
         model(**inputs, labels=torch.tensor([[3, 6]]))
     with pytest.raises(ValueError, match="lm_vocab_size"):
         ElmoForBidirectionalLM(ElmoConfig(projection_dim=8, lstm_cell_dim=16))
+
+
+def test_bad_packed_windows_are_named():
+    model = tiny_lm()
+    windows = ElmoTokenizer()([["<S>", "cat", "sat"]], is_split_into_words=True, return_tensors="pt")["input_ids"]
+    labels = torch.tensor([[0, 3, 4]])
+    good = {"input_ids": windows, "labels": labels, "backward_input_ids": windows.flip(1), "backward_labels": labels}
+    assert torch.isfinite(model(**good).loss)
+    cases = [
+        ({"attention_mask": torch.ones(1, 3)}, "are full: pass no attention_mask"),
+        ({"backward_labels": None}, "need backward_labels"),
+        ({"backward_input_ids": windows[:, :2]}, r"backward_input_ids must be shaped like input_ids \(1, 3, 50\)"),
+        ({"input_ids": windows[:, :1], "backward_input_ids": windows[:, :1]}, r"\(batch, T \+ 1 >= 2, characters\)"),
+        ({"backward_input_ids": windows.clamp(max=0) + 300}, r"input_ids must lie in \[0, 261\]"),
+        ({"backward_labels": torch.tensor([[0, 3, 9]])}, r"backward_labels must lie in \[0, 5\] \(or -100\)"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(ValueError, match=message):
+            model(**{**good, **changes})

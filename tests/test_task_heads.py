@@ -573,6 +573,8 @@ def test_bad_sequence_labels_and_layers_are_named(tokenizer):
         model(**inputs, labels=torch.tensor([0, 7]))
     with pytest.raises(ValueError, match=r"labels must be a \(2,\) tensor"):
         model(**inputs, labels=torch.tensor([[0], [1]]))
+    with pytest.raises(ValueError, match="labels must be a tensor, got list"):
+        model(**inputs, labels=[0, 1])
     model.config.problem_type = "multi_label_classification"
     with pytest.raises(ValueError, match=r"shaped \(2, 4\)"):
         model(**inputs, labels=torch.tensor([1.0, 0.0]))
