@@ -4,6 +4,7 @@ give the uncached results."""
 
 import pytest
 import torch
+from test_model import small_config as two_layer_config
 
 from modeling_elmo import ElmoConfig, ElmoModel, ElmoTokenizer
 from modeling_elmo.tokenization_elmo_fast import ElmoTokenizerFast
@@ -27,17 +28,8 @@ WORD_VOCAB = {"<oov>": 0, "<pad>": 1, "<bos>": 2, "<eos>": 3, "The": 4, "cat": 5
 
 
 def small_config(**overrides) -> ElmoConfig:
-    return ElmoConfig(
-        char_embedding_dim=4,
-        char_cnn_filters=[[1, 4], [2, 8], [3, 8]],
-        num_highway_layers=1,
-        projection_dim=8,
-        lstm_cell_dim=16,
-        num_lstm_layers=1,
-        cell_clip=3.0,
-        projection_clip=3.0,
-        **overrides,
-    )
+    """`test_model.small_config` with one LSTM layer."""
+    return two_layer_config(**{"num_lstm_layers": 1, **overrides})
 
 
 def dictionary_config() -> ElmoConfig:
